@@ -1,0 +1,59 @@
+//! The shim's control protocol: requests a client (the CLI) sends over the
+//! shim's socket and the events the shim sends back. Every connection starts
+//! with a [`Hello`] exchange so that a CLI and a shim of different versions
+//! refuse each other clearly instead of misparsing frames.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hello {
+    pub version: u32,
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Client -> shim.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    Hello(Hello),
+    /// Stream the container's output to this client (and accept its stdin
+    /// when `stdin` is true) until the container exits.
+    Attach { stdin: bool },
+    Stdin(Vec<u8>),
+    /// The client's stdin reached EOF: close the container's stdin.
+    StdinClose,
+    Resize { rows: u16, cols: u16 },
+    Signal(i32),
+    /// Answer with [`Event::State`] once.
+    State,
+}
+
+/// Shim -> client.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Event {
+    Hello(Hello),
+    /// The container's process is running.
+    Started { pid: i32 },
+    /// Creating or starting the container failed; nothing of it runs.
+    Failed { message: String, exit_code: i32 },
+    Output { stream: Stream, data: Vec<u8> },
+    /// The container exited; its record already holds this status and every
+    /// resource it held is released.
+    Exited { exit_code: i32, oom_killed: bool },
+    State { pid: i32, running: bool },
+    Error(String),
+}

@@ -1,0 +1,128 @@
+//! What the shim tells `hind-init` over the inherited init socket, and what
+//! init answers. The shim turns an OCI `config.json` into an [`InitConfig`]
+//! (a flat, already validated form: bincode cannot carry the spec's optional
+//! fields directly), so init never parses JSON or guesses defaults.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// fd number at which `hind-init` finds its socket to the shim.
+pub const INIT_SOCKET_FD: i32 = 3;
+
+/// An overlay root filesystem that init mounts inside the container's own
+/// mount namespace, so it vanishes with the container and never shows up in
+/// (or leaks into) the host's mount table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Overlay {
+    /// Lower dirs, top first.
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+/// One mount inside the container, destination relative to the new root.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mount {
+    pub destination: PathBuf,
+    pub kind: String,
+    pub source: PathBuf,
+    /// `MS_*` flags from the OCI options (nix `MsFlags` bits).
+    pub flags: u64,
+    /// Propagation flags applied after the mount (`MS_PRIVATE`, ...), if any.
+    pub propagation: u64,
+    /// Options the kernel parses itself (`mode=755`, `size=64m`, ...).
+    pub data: String,
+}
+
+/// A device node created in the container's `/dev`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Device {
+    pub path: PathBuf,
+    /// `c`, `b`, `u` or `p` as in the OCI spec.
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rlimit {
+    /// `RLIMIT_*` resource number.
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The container process and its identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Process {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: Option<u32>,
+    pub terminal: bool,
+    /// Initial window size (rows, cols) for the pty.
+    pub console_size: Option<(u16, u16)>,
+    pub no_new_privileges: bool,
+    pub rlimits: Vec<Rlimit>,
+    pub oom_score_adj: Option<i32>,
+    /// Capability numbers per set; `None` leaves the sets as inherited.
+    pub capabilities: Option<Capabilities>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Capabilities {
+    pub bounding: Vec<u8>,
+    pub effective: Vec<u8>,
+    pub permitted: Vec<u8>,
+    pub inheritable: Vec<u8>,
+    pub ambient: Vec<u8>,
+}
+
+/// Everything init needs to turn itself into the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct InitConfig {
+    pub id: String,
+    pub process: Process,
+    /// The directory that becomes `/` (absolute).
+    pub rootfs: PathBuf,
+    pub rootfs_readonly: bool,
+    /// When set, `rootfs` is first made an overlay mount of these dirs.
+    pub overlay: Option<Overlay>,
+    /// Propagation of `/` inside the container (`MS_PRIVATE` by default).
+    pub rootfs_propagation: u64,
+    pub hostname: Option<String>,
+    pub mounts: Vec<Mount>,
+    pub devices: Vec<Device>,
+    pub masked_paths: Vec<PathBuf>,
+    pub readonly_paths: Vec<PathBuf>,
+    pub sysctl: Vec<(String, String)>,
+    /// Bring `lo` up: the container has its own, fresh network namespace.
+    pub loopback_up: bool,
+}
+
+/// Shim -> init.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToInit {
+    Config(Box<InitConfig>),
+    /// Exec the user's command now.
+    Start,
+}
+
+/// Init -> shim. A successful exec is seen by the shim as EOF on the socket
+/// (init's end is close-on-exec).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromInit {
+    /// Sent together with the pty master fd (SCM_RIGHTS).
+    PtyMaster,
+    /// Everything up to the exec is done; waiting for [`ToInit::Start`].
+    Created,
+    /// A step failed; init exits with `exit_code` right after.
+    Failed { message: String, exit_code: i32 },
+}

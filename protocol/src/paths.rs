@@ -1,0 +1,89 @@
+//! The state root's layout. Everything hind keeps is under one root
+//! (`--root`/`HIND_ROOT`, default `/var/lib/hind`); run-time files (shim
+//! sockets) go to a run dir that is `/run/hind` for the default root and
+//! `<root>/run` otherwise, so two roots never share sockets.
+
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_ROOT: &str = "/var/lib/hind";
+pub const DEFAULT_RUN: &str = "/run/hind";
+
+/// Files inside one container's directory (which is also its OCI bundle).
+pub const CONFIG_JSON: &str = "config.json";
+pub const RECORD: &str = "record.json";
+pub const LOCK: &str = "lock";
+pub const LOG: &str = "container.log";
+pub const ROOTFS: &str = "rootfs";
+pub const UPPER: &str = "upper";
+pub const WORK: &str = "work";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub run: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        let run = if root == Path::new(DEFAULT_ROOT) {
+            PathBuf::from(DEFAULT_RUN)
+        } else {
+            root.join("run")
+        };
+        Layout {
+            root: root.to_path_buf(),
+            run,
+        }
+    }
+
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.containers().join(id)
+    }
+
+    /// `names/<name>` holds the id owning that name; created with O_EXCL so
+    /// two CLIs can never both take one name.
+    pub fn names(&self) -> PathBuf {
+        self.root.join("names")
+    }
+
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    /// Scratch space on the same filesystem as the store, for atomic renames.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The shim's control socket. Its path can exceed `sun_path` (108 bytes)
+    /// under a long root, so peers reach it through `/proc/self/fd/N/NAME`
+    /// with `N` an open fd of the run dir; see [`socket_name`].
+    pub fn socket(&self, id: &str) -> PathBuf {
+        self.run.join(socket_name(id))
+    }
+}
+
+pub fn socket_name(id: &str) -> String {
+    format!("{id}.sock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_dir_follows_root() {
+        assert_eq!(
+            Layout::new(Path::new(DEFAULT_ROOT)).run,
+            PathBuf::from(DEFAULT_RUN)
+        );
+        assert_eq!(
+            Layout::new(Path::new("/tmp/x")).run,
+            PathBuf::from("/tmp/x/run")
+        );
+    }
+}
