@@ -32,11 +32,16 @@ pub enum Request {
     Hello(Hello),
     /// Stream the container's output to this client (and accept its stdin
     /// when `stdin` is true) until the container exits.
-    Attach { stdin: bool },
+    Attach {
+        stdin: bool,
+    },
     Stdin(Vec<u8>),
     /// The client's stdin reached EOF: close the container's stdin.
     StdinClose,
-    Resize { rows: u16, cols: u16 },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
     Signal(i32),
     /// Answer with [`Event::State`] once.
     State,
@@ -47,13 +52,27 @@ pub enum Request {
 pub enum Event {
     Hello(Hello),
     /// The container's process is running.
-    Started { pid: i32 },
+    Started {
+        pid: i32,
+    },
     /// Creating or starting the container failed; nothing of it runs.
-    Failed { message: String, exit_code: i32 },
-    Output { stream: Stream, data: Vec<u8> },
+    Failed {
+        message: String,
+        exit_code: i32,
+    },
+    Output {
+        stream: Stream,
+        data: Vec<u8>,
+    },
     /// The container exited; its record already holds this status and every
     /// resource it held is released.
-    Exited { exit_code: i32, oom_killed: bool },
-    State { pid: i32, running: bool },
+    Exited {
+        exit_code: i32,
+        oom_killed: bool,
+    },
+    State {
+        pid: i32,
+        running: bool,
+    },
     Error(String),
 }

@@ -153,6 +153,22 @@ pub fn update(dir: &Path, change: impl FnOnce(&mut Record)) -> Result<Record> {
     Ok(r)
 }
 
+/// Deletes everything a container has on disk: its name claim and its
+/// directory (bundle, record, upper and work dirs, log). Idempotent.
+pub fn remove_files(layout: &paths::Layout, id: &str, name: &str) -> Result<()> {
+    let name_file = layout.names().join(name);
+    // Only release the name if it still points at this container.
+    if fs::read_to_string(&name_file).is_ok_and(|owner| owner.trim() == id) {
+        let _ = fs::remove_file(&name_file);
+    }
+    let dir = layout.container(id);
+    match fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Write(dir, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,324 @@
+//! Turns an image and the `run` flags into an OCI runtime-spec
+//! `config.json`. This is the whole interface between the engine and the
+//! create path: nothing below it looks at images or flags.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    get_default_maskedpaths, get_default_mounts, get_default_readonly_paths, BoxBuilder,
+    LinuxBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
+};
+use protocol::paths;
+
+use crate::image::Image;
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Annotations read by the shim's spec module (see hind-shim `spec.rs`).
+pub const ANN_LOWER: &str = "run.hind.overlay.lowerdir";
+pub const ANN_UPPER: &str = "run.hind.overlay.upperdir";
+pub const ANN_WORK: &str = "run.hind.overlay.workdir";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("build config.json")]
+    Spec(#[from] oci_spec::OciSpecError),
+    #[error("invalid --user {0:?}: {1}")]
+    User(String, String),
+    #[error("invalid --workdir {0:?}: must be an absolute path")]
+    Workdir(String),
+    #[error("invalid --env {0:?}: empty name")]
+    Env(String),
+    #[error("--cpuset-cpus {0}: cpu {1} does not exist here (online: {2})")]
+    CpusetRange(String, u32, String),
+    #[error("--cpuset-cpus {0}")]
+    Cpuset(String),
+    #[error("--cpus {0} is more than the {1} CPUs this machine has")]
+    CpusRange(f64, usize),
+    #[error("--no-overlay needs a directory image, not {0}")]
+    NoOverlay(String),
+    #[error("no command given and the image has none")]
+    NoCommand,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The subset of `run` flags that shape the spec.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub tty: bool,
+    pub console_size: Option<(u16, u16)>,
+    pub memory: Option<i64>,
+    pub cpus: Option<f64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub no_overlay: bool,
+    pub cgroup_parent: String,
+}
+
+/// Looks a user up in the image's `/etc/passwd` (never the host's, unless
+/// the image is the host), returning (uid, gid, home).
+fn passwd_entry(rootfs: &Path, user: &str) -> Option<(u32, u32, String)> {
+    let data = fs::read_to_string(rootfs.join("etc/passwd")).ok()?;
+    data.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() < 6 {
+            return None;
+        }
+        let matches = f[0] == user || f[2] == user;
+        matches.then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?, f[5].to_string())))?
+    })
+}
+
+fn group_id(rootfs: &Path, group: &str) -> Option<u32> {
+    if let Ok(g) = group.parse() {
+        return Some(g);
+    }
+    let data = fs::read_to_string(rootfs.join("etc/group")).ok()?;
+    data.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == group).then(|| f[2].parse().ok())?
+    })
+}
+
+/// Resolves `-u USER[:GROUP]` to (uid, gid, home).
+fn resolve_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, String)> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let bad = |why: &str| Error::User(spec.to_string(), why.to_string());
+    let entry = passwd_entry(rootfs, user);
+    let (uid, mut gid, home) = match (user.parse::<u32>(), entry) {
+        (_, Some(e)) => e,
+        (Ok(uid), None) => (uid, 0, "/".to_string()),
+        (Err(_), None) => return Err(bad("no such user in the image's /etc/passwd")),
+    };
+    if let Some(g) = group {
+        gid = group_id(rootfs, g).ok_or_else(|| bad("no such group in the image's /etc/group"))?;
+    }
+    Ok((uid, gid, home))
+}
+
+fn online_cpus() -> (String, Vec<u32>) {
+    let s = fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let s = s.trim().to_string();
+    let set = crate::units::parse_cpu_list(&s).unwrap_or_default();
+    (s, set.into_iter().collect())
+}
+
+/// Merges `-e` entries over `base`: `K=V` sets, a bare `K` copies the
+/// caller's value if it has one (as Docker does).
+fn merge_env(base: &mut Vec<String>, flags: &[String]) -> Result<()> {
+    for e in flags {
+        let (k, v) = match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match std::env::var(e) {
+                Ok(v) => (e.clone(), v),
+                Err(_) => continue,
+            },
+        };
+        if k.is_empty() {
+            return Err(Error::Env(e.clone()));
+        }
+        base.retain(|x| x.split_once('=').map(|(n, _)| n) != Some(k.as_str()));
+        base.push(format!("{k}={v}"));
+    }
+    Ok(())
+}
+
+pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
+    if o.command.is_empty() {
+        return Err(Error::NoCommand);
+    }
+    let rootfs = image.rootfs();
+    let (uid, gid, home) = match &o.user {
+        Some(u) => resolve_user(rootfs, u)?,
+        None => (0, 0, "/root".to_string()),
+    };
+    let cwd = o.workdir.clone().unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(Error::Workdir(cwd));
+    }
+    let hostname = o.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+        format!("HOME={home}"),
+    ];
+    if o.tty {
+        env.push("TERM=xterm".into());
+    }
+    merge_env(&mut env, &o.env)?;
+
+    let mut process = ProcessBuilder::default()
+        .terminal(o.tty)
+        .user(UserBuilder::default().uid(uid).gid(gid).build()?)
+        .args(o.command.clone())
+        .env(env)
+        .cwd(PathBuf::from(&cwd))
+        .no_new_privileges(false)
+        .build()?;
+    if let (true, Some((rows, cols))) = (o.tty, o.console_size) {
+        process.set_console_size(Some(
+            BoxBuilder::default()
+                .height(rows as u64)
+                .width(cols as u64)
+                .build()?,
+        ));
+    }
+
+    let mut resources = LinuxResourcesBuilder::default();
+    if let Some(m) = o.memory {
+        resources = resources.memory(LinuxMemoryBuilder::default().limit(m).build()?);
+    }
+    let (online_str, online) = online_cpus();
+    let mut cpu = LinuxCpuBuilder::default();
+    let mut any_cpu = false;
+    if let Some(c) = o.cpus {
+        if !online.is_empty() && c > online.len() as f64 {
+            return Err(Error::CpusRange(c, online.len()));
+        }
+        let period = o.cpu_period.unwrap_or(100_000);
+        cpu = cpu.period(period).quota((c * period as f64).round() as i64);
+        any_cpu = true;
+    } else {
+        if let Some(q) = o.cpu_quota {
+            cpu = cpu.quota(q);
+            any_cpu = true;
+        }
+        if let Some(p) = o.cpu_period {
+            cpu = cpu.period(p);
+            any_cpu = true;
+        }
+    }
+    if let Some(set) = &o.cpuset_cpus {
+        let cpus = crate::units::parse_cpu_list(set).map_err(Error::Cpuset)?;
+        if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+            return Err(Error::CpusetRange(set.clone(), *bad, online_str));
+        }
+        cpu = cpu.cpus(set.clone());
+        any_cpu = true;
+    }
+    if any_cpu {
+        resources = resources.cpu(cpu.build()?);
+    }
+    if let Some(p) = o.pids_limit {
+        // Docker: 0 or -1 means unlimited.
+        let limit = if p <= 0 { -1 } else { p };
+        resources = resources.pids(LinuxPidsBuilder::default().limit(limit).build()?);
+    }
+
+    let namespaces = [
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Network,
+    ]
+    .into_iter()
+    .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
+    .collect::<std::result::Result<Vec<_>, _>>()?;
+
+    let parent = o.cgroup_parent.trim_end_matches('/');
+    let cgroups_path = if parent.is_empty() {
+        format!("/{id}")
+    } else if parent.starts_with('/') {
+        format!("{parent}/{id}")
+    } else {
+        format!("/{parent}/{id}")
+    };
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(PathBuf::from(cgroups_path))
+        .resources(resources.build()?)
+        .masked_paths(get_default_maskedpaths())
+        .readonly_paths(get_default_readonly_paths())
+        .build()?;
+
+    let mut annotations = HashMap::new();
+    let root = if o.no_overlay {
+        match image {
+            Image::Dir(p) => RootBuilder::default()
+                .path(p.clone())
+                .readonly(false)
+                .build()?,
+            Image::Host => return Err(Error::NoOverlay("the host root /".into())),
+            Image::Tar { file, .. } => {
+                return Err(Error::NoOverlay(format!("the tar {}", file.display())))
+            }
+        }
+    } else {
+        annotations.insert(ANN_LOWER.to_string(), rootfs.display().to_string());
+        annotations.insert(
+            ANN_UPPER.to_string(),
+            dir.join(paths::UPPER).display().to_string(),
+        );
+        annotations.insert(
+            ANN_WORK.to_string(),
+            dir.join(paths::WORK).display().to_string(),
+        );
+        RootBuilder::default()
+            .path(PathBuf::from(paths::ROOTFS))
+            .readonly(false)
+            .build()?
+    };
+
+    Ok(SpecBuilder::default()
+        .version("1.2.0")
+        .root(root)
+        .process(process)
+        .hostname(hostname)
+        .mounts(get_default_mounts())
+        .linux(linux)
+        .annotations(annotations)
+        .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merge() {
+        let mut e = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        merge_env(&mut e, &["A=2".into(), "B=x=y".into()]).unwrap();
+        assert_eq!(e, vec!["PATH=/bin", "A=2", "B=x=y"]);
+        assert!(merge_env(&mut e, &["=v".into()]).is_err());
+    }
+
+    #[test]
+    fn users_from_image() {
+        let d = std::env::temp_dir().join(format!("hind-user-{}", std::process::id()));
+        fs::create_dir_all(d.join("etc")).unwrap();
+        fs::write(
+            d.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:100::/home/bob:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(d.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(
+            resolve_user(&d, "bob").unwrap(),
+            (1000, 100, "/home/bob".into())
+        );
+        assert_eq!(
+            resolve_user(&d, "bob:staff").unwrap(),
+            (1000, 50, "/home/bob".into())
+        );
+        assert_eq!(resolve_user(&d, "42:7").unwrap(), (42, 7, "/".into()));
+        assert!(resolve_user(&d, "nobody").is_err());
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

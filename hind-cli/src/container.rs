@@ -1,0 +1,182 @@
+//! Creating a container on disk: its id, its name claim, its directory
+//! (which is also its OCI bundle) and its first record. A failed creation
+//! removes everything it made.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use protocol::paths::{self, Layout};
+use protocol::record::{self, Record, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container name {0:?} is already in use")]
+    NameInUse(String),
+    #[error("invalid container name {0:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")]
+    BadName(String),
+    #[error("create {0}")]
+    Create(PathBuf, #[source] io::Error),
+    #[error("read random bytes for an id")]
+    Random(#[source] io::Error),
+    #[error("write {0}")]
+    WriteSpec(PathBuf, #[source] oci_spec::OciSpecError),
+    #[error(transparent)]
+    Record(#[from] record::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub fn mkdir(p: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .map_err(|e| Error::Create(p.to_path_buf(), e))
+}
+
+/// 64 hex digits from the kernel's random pool, like Docker's ids.
+pub fn new_id() -> Result<String> {
+    let mut b = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(Error::Random)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && n.len() <= 128
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nifty", "proud", "quiet", "sharp", "tender", "witty",
+];
+const NOUNS: &[&str] = &[
+    "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "knuth", "lamport",
+    "lovelace", "noether", "pascal", "ritchie", "shannon", "turing", "wozniak",
+];
+
+/// Claims `name` (or a generated one) for `id`: `names/<name>` is created
+/// with O_EXCL, so of two CLIs racing for a name exactly one wins.
+fn claim_name(layout: &Layout, id: &str, name: Option<&str>) -> Result<String> {
+    mkdir(&layout.names())?;
+    let try_claim = |n: &str| -> Result<bool> {
+        let p = layout.names().join(n);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+        {
+            Ok(mut f) => {
+                f.write_all(id.as_bytes())
+                    .map_err(|e| Error::Create(p.clone(), e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::Create(p, e)),
+        }
+    };
+    if let Some(n) = name {
+        if !valid_name(n) {
+            return Err(Error::BadName(n.to_string()));
+        }
+        return if try_claim(n)? {
+            Ok(n.to_string())
+        } else {
+            Err(Error::NameInUse(n.to_string()))
+        };
+    }
+    let seed = u64::from_str_radix(&id[..16], 16).unwrap_or(0);
+    for i in 0..64u64 {
+        let x = seed.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut n = format!(
+            "{}_{}",
+            ADJECTIVES[(x % 16) as usize],
+            NOUNS[((x >> 8) % 16) as usize]
+        );
+        if i >= 16 {
+            n.push_str(&format!("_{}", &id[..6 + (i as usize % 6)]));
+        }
+        if try_claim(&n)? {
+            return Ok(n);
+        }
+    }
+    let n = id[..12].to_string();
+    try_claim(&n)?;
+    Ok(n)
+}
+
+/// What `create` needs besides the spec.
+pub struct NewContainer<'a> {
+    pub name: Option<&'a str>,
+    pub image: &'a str,
+    pub command: Vec<String>,
+    pub auto_remove: bool,
+    pub tty: bool,
+    pub open_stdin: bool,
+}
+
+pub struct Created {
+    pub id: String,
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// Makes the container's dir, bundle and record. `spec` is called with
+/// the id and the dir to produce the config.json.
+pub fn create(
+    layout: &Layout,
+    n: NewContainer,
+    id: &str,
+    spec: impl FnOnce(&Path) -> std::result::Result<Spec, anyhow::Error>,
+) -> anyhow::Result<Created> {
+    mkdir(&layout.containers())?;
+    let name = claim_name(layout, id, n.name)?;
+    let dir = layout.container(id);
+    let result = (|| -> anyhow::Result<()> {
+        mkdir(&dir)?;
+        for sub in [paths::UPPER, paths::WORK, paths::ROOTFS] {
+            mkdir(&dir.join(sub))?;
+        }
+        let spec = spec(&dir)?;
+        let cfg = dir.join(paths::CONFIG_JSON);
+        spec.save(&cfg)
+            .map_err(|e| Error::WriteSpec(cfg.clone(), e))?;
+        Record {
+            id: id.to_string(),
+            name: name.clone(),
+            created: protocol::time::now(),
+            image: n.image.to_string(),
+            command: n.command,
+            status: Status::Created,
+            pid: 0,
+            shim_pid: 0,
+            exit_code: None,
+            oom_killed: false,
+            started_at: None,
+            finished_at: None,
+            auto_remove: n.auto_remove,
+            tty: n.tty,
+            open_stdin: n.open_stdin,
+            error: None,
+        }
+        .save(&dir)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = record::remove_files(layout, id, &name);
+        return Err(e);
+    }
+    Ok(Created {
+        id: id.to_string(),
+        name,
+        dir,
+    })
+}

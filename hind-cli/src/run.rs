@@ -1,0 +1,69 @@
+//! `hind run`: resolve the image, create the container's bundle and record,
+//! start its shim, and either attach in the foreground or print the id.
+
+use std::io::Write;
+
+use anyhow::Context;
+use protocol::paths::Layout;
+use protocol::record;
+
+use crate::attach;
+use crate::bundle;
+use crate::cli::RunArgs;
+use crate::container::{self, NewContainer};
+use crate::image;
+use crate::shim;
+
+pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
+    let image = image::resolve(layout, &a.image)?;
+    let id = container::new_id()?;
+    let opts = bundle::Options {
+        command: a.command.clone(),
+        env: a.env.clone(),
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        tty: a.tty,
+        console_size: if a.tty { attach::window_size() } else { None },
+        memory: a.memory,
+        cpus: a.cpus,
+        cpu_quota: a.cpu_quota,
+        cpu_period: a.cpu_period,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        pids_limit: a.pids_limit,
+        no_overlay: a.no_overlay,
+        cgroup_parent: a.cgroup_parent.clone(),
+    };
+    // Validate the spec before claiming a name or making any directory.
+    bundle::build(&id, &layout.container(&id), &image, &opts)?;
+    let created = container::create(
+        layout,
+        NewContainer {
+            name: a.name.as_deref(),
+            image: &a.image,
+            command: a.command.clone(),
+            auto_remove: a.rm,
+            tty: a.tty,
+            open_stdin: a.interactive,
+        },
+        &id,
+        |dir| Ok(bundle::build(&id, dir, &image, &opts)?),
+    )?;
+
+    let forget = |e: anyhow::Error| -> anyhow::Error {
+        let _ = record::remove_files(layout, &created.id, &created.name);
+        e
+    };
+    let mut sock = shim::spawn(layout, &created.id).map_err(|e| forget(e.into()))?;
+    if let Err(e) = attach::wait_started(&mut sock) {
+        // The shim undid what it had made; the rest is ours to undo.
+        return Err(forget(e.into()));
+    }
+    if a.detach {
+        drop(sock);
+        let mut out = std::io::stdout();
+        writeln!(out, "{}", created.id).context("write the container id")?;
+        return Ok(0);
+    }
+    Ok(attach::relay(sock, a.tty, a.interactive)?)
+}

@@ -1,0 +1,366 @@
+//! Builds the container's filesystem view inside its own mount namespace:
+//! the root (an overlay or a bind), the spec's mounts, device nodes in
+//! `/dev`, then pivot_root into it and the masked and read-only paths.
+//!
+//! Mount targets are resolved inside the new root, symlinks included, so an
+//! image cannot point a mount at the host (the runc CVE-2021-30465 class).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::unistd::{chdir, chown, pivot_root, sethostname, Gid, Uid};
+use protocol::init::{Device, InitConfig, Mount, Overlay};
+
+use crate::sys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("make mounts private under /")]
+    MakePrivate(#[source] nix::Error),
+    #[error("mount overlay on {0}")]
+    Overlay(PathBuf, #[source] nix::Error),
+    #[error("bind rootfs {0} onto itself")]
+    BindRoot(PathBuf, #[source] nix::Error),
+    #[error("resolve mount target {0} in the container")]
+    Resolve(PathBuf, #[source] io::Error),
+    #[error("create mount point {0}")]
+    MountPoint(PathBuf, #[source] io::Error),
+    #[error("mount {kind} on {target}")]
+    Mount {
+        kind: String,
+        target: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("create device {0}")]
+    Device(PathBuf, #[source] nix::Error),
+    #[error("create {0}")]
+    Create(PathBuf, #[source] io::Error),
+    #[error("bring up loopback interface")]
+    Loopback(#[source] io::Error),
+    #[error("set hostname {0:?}")]
+    Hostname(String, #[source] nix::Error),
+    #[error("pivot_root into {0}")]
+    PivotRoot(PathBuf, #[source] nix::Error),
+    #[error("detach the old root")]
+    DetachOldRoot(#[source] nix::Error),
+    #[error("set propagation of /")]
+    Propagation(#[source] nix::Error),
+    #[error("mask {0}")]
+    Mask(PathBuf, #[source] nix::Error),
+    #[error("make {0} read-only")]
+    ReadOnly(PathBuf, #[source] nix::Error),
+    #[error("write sysctl {0}")]
+    Sysctl(String, #[source] io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+const NONE: Option<&str> = None;
+
+/// Everything between "fresh namespaces" and "inside the new root".
+pub fn setup(cfg: &InitConfig) -> Result<()> {
+    // A new mount namespace starts as a copy whose mounts may still be
+    // shared with the host's peer groups (mount_namespaces(7)); make them
+    // private first so nothing below propagates out, and the host's later
+    // mounts don't propagate in.
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+        .map_err(Error::MakePrivate)?;
+
+    let root = &cfg.rootfs;
+    match &cfg.overlay {
+        Some(o) => mount_overlay(root, o)?,
+        // pivot_root(2) needs new_root to be a mount point.
+        None => mount(
+            Some(root),
+            root,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )
+        .map_err(|e| Error::BindRoot(root.clone(), e))?,
+    }
+
+    for m in &cfg.mounts {
+        mount_one(root, m)?;
+    }
+    make_devices(root, &cfg.devices)?;
+    if cfg.loopback_up {
+        sys::loopback_up().map_err(Error::Loopback)?;
+    }
+    if let Some(h) = &cfg.hostname {
+        sethostname(h).map_err(|e| Error::Hostname(h.clone(), e))?;
+    }
+
+    enter_root(root)?;
+
+    if cfg.rootfs_propagation != 0 {
+        let flags = MsFlags::from_bits_truncate(cfg.rootfs_propagation) | MsFlags::MS_REC;
+        mount(NONE, "/", NONE, flags, NONE).map_err(Error::Propagation)?;
+    }
+    for (k, v) in &cfg.sysctl {
+        let p = Path::new("/proc/sys").join(k.replace('.', "/"));
+        fs::write(&p, v).map_err(|e| Error::Sysctl(k.clone(), e))?;
+    }
+    for p in &cfg.masked_paths {
+        mask(p)?;
+    }
+    for p in &cfg.readonly_paths {
+        readonly(p, true)?;
+    }
+    if cfg.rootfs_readonly {
+        readonly(Path::new("/"), false)?;
+    }
+    Ok(())
+}
+
+fn mount_overlay(root: &Path, o: &Overlay) -> Result<()> {
+    let lower: Vec<String> = o.lower.iter().map(|p| escape_overlay(p)).collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        escape_overlay(&o.upper),
+        escape_overlay(&o.work)
+    );
+    mount(
+        Some("overlay"),
+        root,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| Error::Overlay(root.to_path_buf(), e))
+}
+
+/// Overlay options are split on `,` and lower dirs on `:`; both may be
+/// escaped with a backslash.
+fn escape_overlay(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, ',' | ':' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Resolves `dest` (a container path) to a host path under `root`,
+/// following symlinks as if `root` were `/`, so that no symlink in the
+/// image can lead outside it. Missing components are kept as they are.
+pub fn resolve_in_root(root: &Path, dest: &Path) -> io::Result<PathBuf> {
+    let mut resolved = PathBuf::new();
+    let mut pending: Vec<PathBuf> = dest
+        .components()
+        .rev()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        match Path::new(&part).components().next() {
+            None | Some(Component::RootDir) | Some(Component::CurDir) => continue,
+            Some(Component::ParentDir) => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = resolved.join(&part);
+        match fs::symlink_metadata(root.join(&candidate)) {
+            Ok(md) if md.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = fs::read_link(root.join(&candidate))?;
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                for c in target.components().rev() {
+                    pending.push(PathBuf::from(c.as_os_str()));
+                }
+            }
+            _ => resolved = candidate,
+        }
+    }
+    Ok(root.join(resolved))
+}
+
+fn mount_one(root: &Path, m: &Mount) -> Result<()> {
+    let target = resolve_in_root(root, &m.destination)
+        .map_err(|e| Error::Resolve(m.destination.clone(), e))?;
+    let flags = MsFlags::from_bits_truncate(m.flags);
+    let bind = flags.contains(MsFlags::MS_BIND);
+    let src_is_file = bind
+        && fs::metadata(&m.source)
+            .map(|md| !md.is_dir())
+            .unwrap_or(false);
+    if src_is_file {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::MountPoint(target.clone(), e))?;
+        }
+        if !target.exists() {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&target)
+                .map_err(|e| Error::MountPoint(target.clone(), e))?;
+        }
+    } else {
+        fs::create_dir_all(&target).map_err(|e| Error::MountPoint(target.clone(), e))?;
+    }
+    let err = |source| Error::Mount {
+        kind: m.kind.clone(),
+        target: m.destination.clone(),
+        source,
+    };
+    let data = (!m.data.is_empty()).then_some(m.data.as_str());
+    // A bind mount ignores most flags on creation; they take effect on a
+    // remount of the new mount (mount(2), "Creating a bind mount").
+    let first = if bind {
+        flags & (MsFlags::MS_BIND | MsFlags::MS_REC)
+    } else {
+        flags
+    };
+    mount(Some(&m.source), &target, Some(m.kind.as_str()), first, data).map_err(err)?;
+    let extra = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if bind && flags.intersects(extra) {
+        let re = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | (flags & extra);
+        mount(NONE, &target, NONE, re, NONE).map_err(err)?;
+    }
+    if m.propagation != 0 {
+        mount(
+            NONE,
+            &target,
+            NONE,
+            MsFlags::from_bits_truncate(m.propagation),
+            NONE,
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn make_devices(root: &Path, devices: &[Device]) -> Result<()> {
+    let dev = root.join("dev");
+    for d in devices {
+        let path = resolve_in_root(root, &d.path).map_err(|e| Error::Resolve(d.path.clone(), e))?;
+        let kind = match d.kind {
+            'b' => SFlag::S_IFBLK,
+            'p' => SFlag::S_IFIFO,
+            _ => SFlag::S_IFCHR,
+        };
+        let _ = fs::remove_file(&path);
+        mknod(
+            &path,
+            kind,
+            Mode::from_bits_truncate(d.mode),
+            makedev(d.major, d.minor),
+        )
+        .map_err(|e| Error::Device(path.clone(), e))?;
+        chown(
+            &path,
+            Some(Uid::from_raw(d.uid)),
+            Some(Gid::from_raw(d.gid)),
+        )
+        .map_err(|e| Error::Device(path.clone(), e))?;
+    }
+    // The links every program expects in /dev; the pts instance mounted by
+    // the spec provides ptmx.
+    for (name, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
+        let p = dev.join(name);
+        if fs::symlink_metadata(&p).is_err() {
+            symlink(target, &p).map_err(|e| Error::Create(p.clone(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `root` the new `/` and drops every reference to the host's tree.
+fn enter_root(root: &Path) -> Result<()> {
+    let err = |e| Error::PivotRoot(root.to_path_buf(), e);
+    chdir(root).map_err(err)?;
+    // pivot_root(".", ".") stacks the old root on top of the new one at the
+    // same place; unmounting "." then removes the old root without needing
+    // a directory for it inside the image (pivot_root(2), NOTES). Unlike
+    // chroot, nothing of the host stays reachable through "..".
+    pivot_root(".", ".").map_err(err)?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(Error::DetachOldRoot)?;
+    chdir("/").map_err(err)?;
+    Ok(())
+}
+
+/// Hides `p`: a read-only empty tmpfs over a dir, /dev/null over a file.
+fn mask(p: &Path) -> Result<()> {
+    let md = match fs::metadata(p) {
+        Ok(md) => md,
+        Err(_) => return Ok(()),
+    };
+    let r = if md.is_dir() {
+        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+    } else {
+        mount(Some("/dev/null"), p, NONE, MsFlags::MS_BIND, NONE)
+    };
+    r.map_err(|e| Error::Mask(p.to_path_buf(), e))
+}
+
+/// Remounts `p` read-only; `bind` first makes it a mount of its own.
+fn readonly(p: &Path, bind: bool) -> Result<()> {
+    if fs::symlink_metadata(p).is_err() {
+        return Ok(());
+    }
+    let err = |e| Error::ReadOnly(p.to_path_buf(), e);
+    if bind {
+        mount(Some(p), p, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).map_err(err)?;
+    }
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    mount(NONE, p, NONE, flags, NONE).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_stays_under_root() {
+        let d = std::env::temp_dir().join(format!("hind-resolve-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("real")).unwrap();
+        symlink("/real", d.join("abs")).unwrap();
+        symlink("/loop", d.join("loop")).unwrap();
+        symlink("../../../../real", d.join("up")).unwrap();
+        assert_eq!(
+            resolve_in_root(&d, Path::new("/abs/x")).unwrap(),
+            d.join("real/x")
+        );
+        assert!(resolve_in_root(&d, Path::new("/loop/x")).is_err());
+        assert_eq!(
+            resolve_in_root(&d, Path::new("/up/y")).unwrap(),
+            d.join("real/y")
+        );
+        assert_eq!(
+            resolve_in_root(&d, Path::new("../../a")).unwrap(),
+            d.join("a")
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn overlay_escapes() {
+        assert_eq!(escape_overlay(Path::new("/a:b,c")), "/a\\:b\\,c");
+    }
+}

@@ -1,0 +1,166 @@
+//! The container's cgroup: created when its init exists, limits applied
+//! before init does anything, removed (with its now-empty parent) once the
+//! container is gone.
+//!
+//! The work is done by youki's `libcgroups`, chosen over kata's
+//! `cgroups-rs` because it tells legacy, hybrid and unified hosts apart
+//! from the mount table and drives a hybrid host (v1 controllers plus a
+//! controller-less cgroup2 mount, as on this project's CI) through its v1
+//! hierarchies, skips v1 controllers that are not mounted instead of
+//! failing, and applies an OCI `linux.resources` block as it is, the same
+//! type a bundle carries. What it lacks, OOM-kill detection and pruning the
+//! parent, is here.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::{
+    create_cgroup_manager, get_cgroup_setup, AnyCgroupManager, CgroupConfig, CgroupManager,
+    CgroupSetup, ControllerOpt, DEFAULT_CGROUP_ROOT,
+};
+use libcgroups::v1::{util::get_subsystem_mount_point, ControllerType};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("detect the cgroup layout of this host: {0}")]
+    Setup(String),
+    #[error("create cgroup {0}: {1}")]
+    Create(PathBuf, String),
+    #[error("add pid {1} to cgroup {0}: {2}")]
+    AddTask(PathBuf, i32, String),
+    #[error("apply resource limits to cgroup {0}: {1}")]
+    Apply(PathBuf, String),
+    #[error("remove cgroup {0}: {1}")]
+    Remove(PathBuf, String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub struct Cgroup {
+    path: PathBuf,
+    unified: bool,
+    manager: AnyCgroupManager,
+}
+
+/// The whole source chain of a libcgroups error on one line (its error
+/// types nest several levels deep).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+impl Cgroup {
+    /// Prepares the manager for `path` (relative to each hierarchy's root).
+    pub fn new(path: &Path, id: &str) -> Result<Cgroup> {
+        let unified = match get_cgroup_setup().map_err(|e| Error::Setup(chain(&e)))? {
+            CgroupSetup::Unified => true,
+            CgroupSetup::Legacy | CgroupSetup::Hybrid => false,
+        };
+        let manager = create_cgroup_manager(CgroupConfig {
+            cgroup_path: path.to_path_buf(),
+            systemd_cgroup: false,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| Error::Create(path.to_path_buf(), chain(&e)))?;
+        Ok(Cgroup {
+            path: path.to_path_buf(),
+            unified,
+            manager,
+        })
+    }
+
+    /// Moves `pid` in (creating the cgroup) and applies `resources`. On
+    /// failure nothing of the cgroup is left.
+    pub fn enter(&self, pid: i32, resources: &LinuxResources) -> Result<()> {
+        let r = self.enter_inner(pid, resources);
+        if r.is_err() {
+            let _ = self.remove();
+        }
+        r
+    }
+
+    fn enter_inner(&self, pid: i32, resources: &LinuxResources) -> Result<()> {
+        // Another container of the same parent may be pruning that parent
+        // right now (see `remove`); creating again after it is gone works.
+        let mut tries = 0;
+        loop {
+            match self.manager.add_task(Pid::from_raw(pid)) {
+                Ok(()) => break,
+                Err(_) if tries < 3 => tries += 1,
+                Err(e) => return Err(Error::AddTask(self.path.clone(), pid, chain(&e))),
+            }
+        }
+        let opt = ControllerOpt {
+            resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        self.manager
+            .apply(&opt)
+            .map_err(|e| Error::Apply(self.path.clone(), chain(&e)))
+    }
+
+    /// Whether the kernel's OOM killer has killed a process of this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let file = if self.unified {
+            Path::new(DEFAULT_CGROUP_ROOT)
+                .join(self.path.strip_prefix("/").unwrap_or(&self.path))
+                .join("memory.events")
+        } else {
+            match get_subsystem_mount_point(&ControllerType::Memory) {
+                Ok(m) => m
+                    .join(self.path.strip_prefix("/").unwrap_or(&self.path))
+                    .join("memory.oom_control"),
+                Err(_) => return false,
+            }
+        };
+        fs::read_to_string(file)
+            .map(|s| {
+                s.lines().any(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .is_some_and(|n| n > 0)
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Kills what is left in the cgroup, removes it, then its parent when
+    /// that became empty (so the host keeps no trace of hind once its last
+    /// container is gone; a concurrent create handles the race by retrying).
+    pub fn remove(&self) -> Result<()> {
+        self.manager
+            .remove()
+            .map_err(|e| Error::Remove(self.path.clone(), chain(&e)))?;
+        let parent = match self.path.parent() {
+            Some(p) if p != Path::new("/") && !p.as_os_str().is_empty() => p,
+            _ => return Ok(()),
+        };
+        let rel = parent.strip_prefix("/").unwrap_or(parent);
+        let roots: Vec<PathBuf> = if self.unified {
+            vec![PathBuf::from(DEFAULT_CGROUP_ROOT)]
+        } else {
+            fs::read_dir(DEFAULT_CGROUP_ROOT)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        for r in roots {
+            // rmdir fails (EBUSY/ENOTEMPTY) while siblings exist: that is
+            // the "still in use" answer, not an error.
+            let _ = fs::remove_dir(r.join(rel));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,237 @@
+//! Starting a container's init: clone(2) into the new namespaces, exec
+//! `hind-init` with the init socket at fd 3, put it in its cgroup, hand it
+//! its config, and walk it through to the user's exec.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use protocol::frame;
+use protocol::init::{FromInit, InitConfig, ToInit, INIT_SOCKET_FD};
+use protocol::EXIT_ENGINE;
+use sendfd::RecvWithFd;
+
+use crate::cgroups::{self, Cgroup};
+use crate::spec::Bundle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("create the init socket pair")]
+    SocketPair(#[source] io::Error),
+    #[error("clone the container init into new namespaces")]
+    Clone(#[source] io::Error),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::Error),
+    #[error("talk to hind-init")]
+    Talk(#[source] frame::Error),
+    #[error("receive the pty master from hind-init")]
+    RecvPty(#[source] io::Error),
+    #[error("hind-init sent the pty master without the fd")]
+    NoPtyFd,
+    #[error("hind-init exited before the container started")]
+    InitDied,
+    #[error("expected {expected} from hind-init, got {received}")]
+    UnexpectedMessage {
+        expected: &'static str,
+        received: String,
+    },
+    /// init's own report of what failed; `exit_code` is Docker's code.
+    #[error("{message}")]
+    Init { message: String, exit_code: i32 },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Init { exit_code, .. } => *exit_code,
+            _ => EXIT_ENGINE,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The stdio init gets as fds 0, 1, 2 (ignored for a terminal, where init
+/// makes a pty of its own).
+pub struct ChildStdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// A container whose init is waiting for the go (OCI "created").
+pub struct Created {
+    pub pid: Pid,
+    pub sock: UnixStream,
+    pub pty_master: Option<OwnedFd>,
+}
+
+/// Everything the child needs, prepared before clone so the child only
+/// makes async-signal-safe calls (dup2, close_range, prctl, execve).
+struct ExecArgs {
+    path: CString,
+    argv: [*const libc::c_char; 2],
+    envp: [*const libc::c_char; 1],
+}
+
+pub fn init_path() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("hind-init")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/hind-init"))
+}
+
+/// Clones init, joins it to `cgroup`, sends the config and returns once
+/// init reports it is ready to exec. On any failure init is killed and
+/// reaped and the cgroup removed.
+pub fn create(bundle: &Bundle, cgroup: &Cgroup, stdio: ChildStdio, init: &Path) -> Result<Created> {
+    let (parent_sock, child_sock) = UnixStream::pair().map_err(Error::SocketPair)?;
+    let path = CString::new(init.as_os_str().as_bytes()).expect("no NUL in path");
+    let name = c"hind-init";
+    let exec = ExecArgs {
+        argv: [name.as_ptr(), std::ptr::null()],
+        envp: [std::ptr::null()],
+        path,
+    };
+    let pid = clone_init(bundle.clone_flags, &stdio, child_sock.as_raw_fd(), &exec)?;
+    drop(child_sock);
+    drop(stdio);
+
+    let fail = |e: Error| -> Error {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        let _ = cgroup.remove();
+        e
+    };
+    if let Err(e) = cgroup.enter(pid.as_raw(), &bundle.resources) {
+        return Err(fail(e.into()));
+    }
+    handshake(parent_sock, &bundle.init, pid).map_err(fail)
+}
+
+fn handshake(mut sock: UnixStream, cfg: &InitConfig, pid: Pid) -> Result<Created> {
+    frame::write(&mut sock, &ToInit::Config(Box::new(cfg.clone()))).map_err(Error::Talk)?;
+    let mut rx = Receiver::default();
+    let mut pty_master = None;
+    loop {
+        match rx.recv(&mut sock, &mut pty_master)? {
+            FromInit::PtyMaster => {
+                if pty_master.is_none() {
+                    return Err(Error::NoPtyFd);
+                }
+            }
+            FromInit::Created => break,
+            FromInit::Failed { message, exit_code } => {
+                return Err(Error::Init { message, exit_code })
+            }
+        }
+    }
+    Ok(Created {
+        pid,
+        sock,
+        pty_master,
+    })
+}
+
+/// Reads frames from init, collecting an fd passed along (the pty master).
+#[derive(Default)]
+struct Receiver {
+    dec: frame::Decoder,
+}
+
+impl Receiver {
+    fn recv(&mut self, sock: &mut UnixStream, fd_out: &mut Option<OwnedFd>) -> Result<FromInit> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(m) = self.dec.next().map_err(Error::Talk)? {
+                return Ok(m);
+            }
+            let mut fds: [RawFd; 1] = [-1];
+            let (n, nfds) = sock
+                .recv_with_fd(&mut buf, &mut fds)
+                .map_err(Error::RecvPty)?;
+            if nfds > 0 {
+                // SAFETY: the kernel just installed this fd in our table.
+                *fd_out = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+            if n == 0 {
+                return Err(Error::InitDied);
+            }
+            self.dec.feed(&buf[..n]);
+        }
+    }
+}
+
+/// Lets the waiting init exec the user's command and waits for the exec:
+/// init's end of the socket is close-on-exec, so EOF means it happened.
+pub fn start(created: &mut Created) -> Result<()> {
+    frame::write(&mut created.sock, &ToInit::Start).map_err(Error::Talk)?;
+    match frame::read::<FromInit, _>(&mut created.sock) {
+        Err(frame::Error::Closed) => Ok(()),
+        Ok(FromInit::Failed { message, exit_code }) => Err(Error::Init { message, exit_code }),
+        Ok(other) => Err(Error::UnexpectedMessage {
+            expected: "EOF after exec",
+            received: format!("{other:?}"),
+        }),
+        Err(e) => Err(Error::Talk(e)),
+    }
+}
+
+fn clone_init(flags: CloneFlags, stdio: &ChildStdio, sock: RawFd, exec: &ExecArgs) -> Result<Pid> {
+    let raw = [
+        stdio.stdin.as_raw_fd(),
+        stdio.stdout.as_raw_fd(),
+        stdio.stderr.as_raw_fd(),
+    ];
+    // SAFETY: a fork-style clone (no CLONE_VM, no new stack): the child gets
+    // a copy of this single-threaded process and, before execve, only runs
+    // async-signal-safe syscalls on data prepared above.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::Clone(io::Error::last_os_error()));
+    }
+    if ret > 0 {
+        return Ok(Pid::from_raw(ret as i32));
+    }
+    // Child. fds 0-3 may coincide with the sources, so first move the
+    // sources above 3, then dup2 into place.
+    // SAFETY: only async-signal-safe calls on fds this process owns.
+    unsafe {
+        let mut hi = [0; 4];
+        for (i, fd) in raw.iter().chain(std::iter::once(&sock)).enumerate() {
+            hi[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
+            if hi[i] < 0 {
+                libc::_exit(EXIT_ENGINE);
+            }
+        }
+        for (i, fd) in hi.iter().enumerate() {
+            if libc::dup2(*fd, i as i32) < 0 {
+                libc::_exit(EXIT_ENGINE);
+            }
+        }
+        // Nothing else of the shim's (control socket, log, clients) may
+        // reach the container.
+        libc::syscall(libc::SYS_close_range, INIT_SOCKET_FD + 1, u32::MAX, 0);
+        // A shim killed with SIGKILL takes the container with it.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::execve(exec.path.as_ptr(), exec.argv.as_ptr(), exec.envp.as_ptr());
+        libc::_exit(EXIT_ENGINE);
+    }
+}
