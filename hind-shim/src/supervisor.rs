@@ -260,6 +260,8 @@ impl Supervisor {
     /// Runs until the container has exited and its output is drained.
     pub fn run(&mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(64);
+        // The container may have exited before the SIGCHLD handler existed.
+        self.reap();
         loop {
             let timeout = self
                 .exit
