@@ -145,8 +145,8 @@ pub fn relay(sock: UnixStream, tty: bool, stdin: bool) -> Result<i32> {
         });
     }
 
-    // Raw mode only when stdin is the terminal being relayed.
-    let _raw = if tty && nix::unistd::isatty(0).unwrap_or(false) {
+    // Raw mode only when the terminal's input goes to the container.
+    let _raw = if tty && stdin && nix::unistd::isatty(0).unwrap_or(false) {
         RawMode::enter()
     } else {
         None
@@ -195,7 +195,7 @@ pub fn relay(sock: UnixStream, tty: bool, stdin: bool) -> Result<i32> {
             Err(e) => return Err(Error::Talk(e.into())),
         };
         dec.feed(&buf[..n]);
-        while let Some(ev) = dec.next::<Event>().map_err(Error::Talk)? {
+        while let Some(ev) = dec.next_frame::<Event>().map_err(Error::Talk)? {
             match ev {
                 Event::Output { stream, data } => {
                     // A closed stdout (`| head`) stops that stream only; the

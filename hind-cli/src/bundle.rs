@@ -12,16 +12,14 @@ use oci_spec::runtime::{
     LinuxPidsBuilder, LinuxResourcesBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
     UserBuilder,
 };
+use protocol::init::{
+    ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_WORK as ANN_WORK,
+};
 use protocol::paths;
 
 use crate::image::Image;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Annotations read by the shim's spec module (see hind-shim `spec.rs`).
-pub const ANN_LOWER: &str = "run.hind.overlay.lowerdir";
-pub const ANN_UPPER: &str = "run.hind.overlay.upperdir";
-pub const ANN_WORK: &str = "run.hind.overlay.workdir";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

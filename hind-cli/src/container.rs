@@ -126,7 +126,6 @@ pub struct NewContainer<'a> {
 pub struct Created {
     pub id: String,
     pub name: String,
-    pub dir: PathBuf,
 }
 
 /// Makes the container's dir, bundle and record. `spec` is called with
@@ -177,6 +176,5 @@ pub fn create(
     Ok(Created {
         id: id.to_string(),
         name,
-        dir,
     })
 }

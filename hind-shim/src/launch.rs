@@ -151,7 +151,7 @@ impl Receiver {
     fn recv(&mut self, sock: &mut UnixStream, fd_out: &mut Option<OwnedFd>) -> Result<FromInit> {
         let mut buf = [0u8; 4096];
         loop {
-            if let Some(m) = self.dec.next().map_err(Error::Talk)? {
+            if let Some(m) = self.dec.next_frame().map_err(Error::Talk)? {
                 return Ok(m);
             }
             let mut fds: [RawFd; 1] = [-1];

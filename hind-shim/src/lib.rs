@@ -237,6 +237,13 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
             return Err(engine(e));
         }
     };
+    // Undoes a started init: kill and reap it, drop its cgroup and socket.
+    let undo = |pid: nix::unistd::Pid| {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        let _ = cgroup.remove();
+        cleanup_socket();
+    };
     let mut io = pipes.io;
     let mut created = match launch::create(&bundle, &cgroup, pipes.child, &launch::init_path()) {
         Ok(c) => c,
@@ -247,10 +254,7 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         }
     };
     if let Err(e) = launch::start(&mut created) {
-        let _ = kill(created.pid, Signal::SIGKILL);
-        let _ = waitpid(created.pid, None);
-        let _ = cgroup.remove();
-        cleanup_socket();
+        undo(created.pid);
         let code = e.exit_code();
         return Err((e.into(), code));
     }
@@ -270,24 +274,20 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         r.oom_killed = false;
         r.error = None;
     }) {
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        let _ = cgroup.remove();
-        cleanup_socket();
+        undo(pid);
         return Err(engine(e));
     }
-    log::info!("container {id}: started, pid {pid}");
 
-    let first = client.take();
-    let mut sup = match supervisor::Supervisor::new(listener, pid, io, log, first) {
+    let mut sup = match supervisor::Supervisor::new(listener, pid, io, log, client) {
         Ok(s) => s,
         Err(e) => {
-            let _ = kill(pid, Signal::SIGKILL);
+            undo(pid);
             return Err(engine(
                 anyhow::Error::from(e).context("set up the event loop"),
             ));
         }
     };
+    log::info!("container {id}: started, pid {pid}");
     sup.broadcast(&Event::Started { pid: pid.as_raw() });
     let exit = match sup.run() {
         Ok(x) => x,

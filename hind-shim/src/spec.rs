@@ -9,13 +9,10 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources, PosixRlimitType, Spec};
-use protocol::init::{Device, InitConfig, Mount, Overlay, Process, Rlimit};
-
-/// Annotations by which `hind run` asks for an overlay root that init
-/// mounts inside the container's mount namespace (see docs/design.md).
-pub const ANN_LOWER: &str = "run.hind.overlay.lowerdir";
-pub const ANN_UPPER: &str = "run.hind.overlay.upperdir";
-pub const ANN_WORK: &str = "run.hind.overlay.workdir";
+use protocol::init::{
+    Device, InitConfig, Mount, Overlay, Process, Rlimit, ANN_OVERLAY_LOWER as ANN_LOWER,
+    ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_WORK as ANN_WORK,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -283,7 +280,7 @@ pub fn parse_options<'a>(opts: impl Iterator<Item = &'a String>) -> (MsFlags, Ms
 
 fn rlimit_number(t: PosixRlimitType) -> u32 {
     use PosixRlimitType::*;
-    (match t {
+    match t {
         RlimitCpu => libc::RLIMIT_CPU,
         RlimitFsize => libc::RLIMIT_FSIZE,
         RlimitData => libc::RLIMIT_DATA,
@@ -300,7 +297,7 @@ fn rlimit_number(t: PosixRlimitType) -> u32 {
         RlimitNice => libc::RLIMIT_NICE,
         RlimitRtprio => libc::RLIMIT_RTPRIO,
         RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as u32
+    }
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ impl Supervisor {
         pid: Pid,
         io: Io,
         log: LogFile,
-        first_client: Option<std::os::unix::net::UnixStream>,
+        first_client: &mut Option<std::os::unix::net::UnixStream>,
     ) -> io::Result<Supervisor> {
         let poll = Poll::new()?;
         listener.set_nonblocking(true)?;
@@ -220,8 +220,9 @@ impl Supervisor {
             log,
             exit: None,
         };
-        if let Some(c) = first_client {
+        if let Some(c) = first_client.as_ref() {
             c.set_nonblocking(true)?;
+            let c = first_client.take().expect("checked above");
             let idx = sup.add_client(UnixStream::from_std(c))?;
             if let Some(Some(c)) = sup.clients.get_mut(idx) {
                 c.attached = true;
@@ -452,7 +453,7 @@ impl Supervisor {
             let Some(Some(c)) = self.clients.get_mut(idx) else {
                 return;
             };
-            let req: Request = match c.dec.next() {
+            let req: Request = match c.dec.next_frame() {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
                 Err(_) => {

@@ -104,7 +104,7 @@ impl Decoder {
     }
 
     /// Returns the next complete message, if one is buffered.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
         let avail = &self.buf[self.pos..];
         if avail.len() < 4 {
             return Ok(None);
@@ -143,11 +143,11 @@ mod tests {
         for chunk in all.chunks(3) {
             d.feed(chunk);
         }
-        let x: (String, u32) = d.next().unwrap().unwrap();
+        let x: (String, u32) = d.next_frame().unwrap().unwrap();
         assert_eq!(x, ("hello".to_string(), 7));
-        let y: Vec<u8> = d.next().unwrap().unwrap();
+        let y: Vec<u8> = d.next_frame().unwrap().unwrap();
         assert_eq!(y, vec![1, 2, 3]);
-        assert!(d.next::<Vec<u8>>().unwrap().is_none());
+        assert!(d.next_frame::<Vec<u8>>().unwrap().is_none());
     }
 
     #[test]
@@ -160,6 +160,6 @@ mod tests {
     fn oversize_prefix_is_refused() {
         let mut d = Decoder::default();
         d.feed(&(u32::MAX).to_le_bytes());
-        assert!(matches!(d.next::<u32>(), Err(Error::TooLarge(_))));
+        assert!(matches!(d.next_frame::<u32>(), Err(Error::TooLarge(_))));
     }
 }

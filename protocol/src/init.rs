@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 /// fd number at which `hind-init` finds its socket to the shim.
 pub const INIT_SOCKET_FD: i32 = 3;
 
+/// Bundle annotations by which `hind run` asks for an overlay root that
+/// init mounts inside the container's own mount namespace (docs/design.md).
+pub const ANN_OVERLAY_LOWER: &str = "run.hind.overlay.lowerdir";
+pub const ANN_OVERLAY_UPPER: &str = "run.hind.overlay.upperdir";
+pub const ANN_OVERLAY_WORK: &str = "run.hind.overlay.workdir";
+
 /// An overlay root filesystem that init mounts inside the container's own
 /// mount namespace, so it vanishes with the container and never shows up in
 /// (or leaks into) the host's mount table.
