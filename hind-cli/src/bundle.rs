@@ -7,9 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    get_default_maskedpaths, get_default_mounts, get_default_readonly_paths, BoxBuilder,
-    LinuxBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    get_default_maskedpaths, get_default_readonly_paths, BoxBuilder, LinuxBuilder, LinuxCpuBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
     UserBuilder,
 };
 use protocol::init::{
@@ -134,6 +134,58 @@ fn merge_env(base: &mut Vec<String>, flags: &[String]) -> Result<()> {
         base.push(format!("{k}={v}"));
     }
     Ok(())
+}
+
+/// Docker's default mounts: the kernel filesystems every container gets.
+fn default_mounts() -> Result<Vec<Mount>> {
+    let m = |dest: &str, kind: &str, source: &str, opts: &[&str]| {
+        MountBuilder::default()
+            .destination(PathBuf::from(dest))
+            .typ(kind)
+            .source(PathBuf::from(source))
+            .options(opts.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+            .build()
+    };
+    Ok(vec![
+        m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        m(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        m(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        m(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        m(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        m(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+    ])
 }
 
 pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
@@ -279,7 +331,7 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
         .root(root)
         .process(process)
         .hostname(hostname)
-        .mounts(get_default_mounts())
+        .mounts(default_mounts()?)
         .linux(linux)
         .annotations(annotations)
         .build()?)
