@@ -4,7 +4,57 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use protocol::record::{LogOptions, RestartPolicy};
+
 use crate::units;
+
+fn parse_restart(s: &str) -> Result<RestartPolicy, String> {
+    match s.split_once(':') {
+        None if s == "no" => Ok(RestartPolicy::No),
+        None if s == "always" || s == "unless-stopped" => Ok(RestartPolicy::Always),
+        None if s == "on-failure" => Ok(RestartPolicy::OnFailure { max_retries: 0 }),
+        Some(("on-failure", n)) => n
+            .parse()
+            .map(|max_retries| RestartPolicy::OnFailure { max_retries })
+            .map_err(|_| format!("invalid retry count {n:?}")),
+        _ => Err("use no, on-failure[:N], always or unless-stopped".into()),
+    }
+}
+
+fn parse_log_opt(s: &str) -> Result<(String, u64), String> {
+    match s.split_once('=') {
+        Some(("max-size", v)) => units::parse_size(v)
+            .and_then(|n| {
+                if n > 0 {
+                    Ok(n as u64)
+                } else {
+                    Err("must be positive".into())
+                }
+            })
+            .map(|n| ("max-size".into(), n)),
+        Some(("max-file", v)) => match v.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(("max-file".into(), n)),
+            _ => Err(format!("invalid max-file {v:?}")),
+        },
+        _ => Err("supported: max-size=SIZE, max-file=N".into()),
+    }
+}
+
+impl RunArgs {
+    pub fn log_options(&self) -> LogOptions {
+        let mut o = LogOptions {
+            max_size: None,
+            max_file: 1,
+        };
+        for (k, v) in &self.log_opt {
+            match k.as_str() {
+                "max-size" => o.max_size = Some(*v),
+                _ => o.max_file = *v as u32,
+            }
+        }
+        o
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +75,125 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a new container.
     Run(RunArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Print a container's logs.
+    Logs(LogsArgs),
+    /// Stop running containers: the stop signal, then SIGKILL.
+    Stop(StopArgs),
+    /// Start stopped containers.
+    Start(StartArgs),
+    /// Stop and start containers.
+    Restart(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(Containers),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// Show containers as JSON.
+    Inspect(InspectArgs),
+    /// Attach to a running container's stdio.
+    Attach(AttachArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Containers {
+    /// Names, ids or unique id prefixes.
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers, not only running ones.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Print ids only.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not shorten ids and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// `json` or a template such as `{{.ID}} {{.Status}}`.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines (or `all`).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<String>,
+    /// Only lines since TIME (RFC 3339, a unix time, or a duration like 10m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Prefix each line with its time.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u32,
+    /// Signal to send first (default: the container's stop signal, SIGTERM).
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    #[command(flatten)]
+    pub containers: Containers,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach to the container's output and wait for it.
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach stdin too.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[command(flatten)]
+    pub containers: Containers,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send (name or number).
+    #[arg(short = 's', long, default_value = "KILL")]
+    pub signal: String,
+    #[command(flatten)]
+    pub containers: Containers,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill a running container first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub containers: Containers,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// `json` or a template such as `{{.State.ExitCode}}`.
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[command(flatten)]
+    pub containers: Containers,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not attach stdin.
+    #[arg(long)]
+    pub no_stdin: bool,
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +250,12 @@ pub struct RunArgs {
     /// Run on a directory image directly, read-write, without an overlay.
     #[arg(long)]
     pub no_overlay: bool,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped.
+    #[arg(long, value_parser = parse_restart, default_value = "no")]
+    pub restart: RestartPolicy,
+    /// Log options: max-size=SIZE, max-file=N.
+    #[arg(long = "log-opt", value_name = "K=V", value_parser = parse_log_opt)]
+    pub log_opt: Vec<(String, u64)>,
     /// Parent cgroup of the container's cgroup.
     #[arg(
         long,

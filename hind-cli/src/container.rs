@@ -121,6 +121,8 @@ pub struct NewContainer<'a> {
     pub auto_remove: bool,
     pub tty: bool,
     pub open_stdin: bool,
+    pub restart: record::RestartPolicy,
+    pub log: record::LogOptions,
 }
 
 pub struct Created {
@@ -165,6 +167,10 @@ pub fn create(
             tty: n.tty,
             open_stdin: n.open_stdin,
             error: None,
+            restart: n.restart,
+            restart_count: 0,
+            log: n.log,
+            stop_signal: None,
         }
         .save(&dir)?;
         Ok(())

@@ -44,6 +44,8 @@ fn main() {
     } else {
         match cli.command {
             cli::Command::Run(a) => run::run(&layout, a),
+            #[allow(unreachable_patterns)]
+            _ => Err(anyhow::anyhow!("not implemented yet")),
         }
     };
     match result {

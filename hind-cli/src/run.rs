@@ -45,6 +45,8 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
             auto_remove: a.rm,
             tty: a.tty,
             open_stdin: a.interactive,
+            restart: a.restart,
+            log: a.log_options(),
         },
         &id,
         |dir| Ok(bundle::build(&id, dir, &image, &opts)?),

@@ -19,6 +19,8 @@ use crate::sys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("unshare the cgroup namespace")]
+    CgroupNs(#[source] nix::Error),
     #[error("make mounts private under /")]
     MakePrivate(#[source] nix::Error),
     #[error("mount overlay on {0}")]
@@ -64,6 +66,9 @@ const NONE: Option<&str> = None;
 
 /// Everything between "fresh namespaces" and "inside the new root".
 pub fn setup(cfg: &InitConfig) -> Result<()> {
+    if cfg.new_cgroup_ns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(Error::CgroupNs)?;
+    }
     // A new mount namespace starts as a copy whose mounts may still be
     // shared with the host's peer groups (mount_namespaces(7)); make them
     // private first so nothing below propagates out, and the host's later

@@ -22,6 +22,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use nix::sys::signal::{kill, Signal};
@@ -212,59 +213,33 @@ fn stdio(terminal: bool, open_stdin: bool) -> anyhow::Result<Pipes> {
     })
 }
 
-fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(), Failure> {
-    let dir = layout.container(id);
-    let rec = Record::load(&dir).map_err(engine)?;
-    let bundle = spec::load(&dir, id).map_err(engine)?;
-    let log = logfile::LogFile::open(&dir.join(paths::LOG)).map_err(engine)?;
-    let listener = listen(layout, id).map_err(engine)?;
-    let socket_path = layout.socket(id);
-    let cleanup_socket = || {
-        let _ = fs::remove_file(&socket_path);
-    };
-
-    let pipes = match stdio(bundle.init.process.terminal, rec.open_stdin) {
-        Ok(p) => p,
-        Err(e) => {
-            cleanup_socket();
-            return Err(engine(e));
-        }
-    };
-    let cgroup = match cgroups::Cgroup::new(&bundle.cgroups_path, id) {
-        Ok(c) => c,
-        Err(e) => {
-            cleanup_socket();
-            return Err(engine(e));
-        }
-    };
-    // Undoes a started init: kill and reap it, drop its cgroup and socket.
-    let undo = |pid: nix::unistd::Pid| {
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        let _ = cgroup.remove();
-        cleanup_socket();
-    };
+/// Starts init once for `bundle`: clone, confine, configure, exec.
+fn start_once(
+    bundle: &spec::Bundle,
+    cgroup: &cgroups::Cgroup,
+    open_stdin: bool,
+) -> Result<(nix::unistd::Pid, supervisor::Io), Failure> {
+    let pipes = stdio(bundle.init.process.terminal, open_stdin).map_err(engine)?;
     let mut io = pipes.io;
-    let mut created = match launch::create(&bundle, &cgroup, pipes.child, &launch::init_path()) {
-        Ok(c) => c,
-        Err(e) => {
-            cleanup_socket();
+    let mut created =
+        launch::create(bundle, cgroup, pipes.child, &launch::init_path()).map_err(|e| {
             let code = e.exit_code();
-            return Err((e.into(), code));
-        }
-    };
+            (anyhow::Error::from(e), code)
+        })?;
     if let Err(e) = launch::start(&mut created) {
-        undo(created.pid);
+        let _ = kill(created.pid, Signal::SIGKILL);
+        let _ = waitpid(created.pid, None);
         let code = e.exit_code();
         return Err((e.into(), code));
     }
     io.pty = created.pty_master.take();
-    let pid = created.pid;
-    drop(created);
+    Ok((created.pid, io))
+}
 
+fn mark_running(dir: &Path, pid: nix::unistd::Pid, restarts: u32) -> record::Result<Record> {
     let started = protocol::time::now();
     let shim_pid = std::process::id() as i32;
-    if let Err(e) = record::update(&dir, |r| {
+    record::update(dir, |r| {
         r.status = Status::Running;
         r.pid = pid.as_raw();
         r.shim_pid = shim_pid;
@@ -273,38 +248,144 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         r.finished_at = None;
         r.oom_killed = false;
         r.error = None;
-    }) {
-        undo(pid);
-        return Err(engine(e));
-    }
+        r.restart_count = restarts;
+    })
+}
 
-    let mut sup = match supervisor::Supervisor::new(listener, pid, io, log, client) {
-        Ok(s) => s,
-        Err(e) => {
-            undo(pid);
-            return Err(engine(
-                anyhow::Error::from(e).context("set up the event loop"),
-            ));
-        }
+/// Back-off before restart number `n` (from 0): 100 ms doubling, at most a
+/// minute, back to 100 ms when the last run lasted 10 s or more (Docker's).
+fn backoff(n: u32, ran: Duration) -> Duration {
+    if ran >= Duration::from_secs(10) {
+        return Duration::from_millis(100);
+    }
+    Duration::from_millis(100u64.saturating_mul(1 << n.min(10))).min(Duration::from_secs(60))
+}
+
+fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(), Failure> {
+    let dir = layout.container(id);
+    // Only one shim per container, ever: a second `start` loses here.
+    let _life = match record::LifeLock::try_acquire(&dir).map_err(engine)? {
+        Some(l) => l,
+        None => return Err(engine(anyhow!("container {id} is already running"))),
     };
-    log::info!("container {id}: started, pid {pid}");
-    sup.broadcast(&Event::Started { pid: pid.as_raw() });
-    let exit = match sup.run() {
+    let rec = Record::load(&dir).map_err(engine)?;
+    let bundle = spec::load(&dir, id).map_err(engine)?;
+    let log = logfile::LogFile::open(&dir.join(paths::LOG), rec.log).map_err(engine)?;
+    let listener = listen(layout, id).map_err(engine)?;
+    let socket_path = layout.socket(id);
+    let cleanup_socket = || {
+        let _ = fs::remove_file(&socket_path);
+    };
+    let prepared = (|| {
+        let cgroup = cgroups::Cgroup::new(&bundle.cgroups_path, id).map_err(engine)?;
+        let sup = supervisor::Supervisor::new(listener, log)
+            .map_err(|e| engine(anyhow::Error::from(e).context("set up the event loop")))?;
+        Ok::<_, Failure>((cgroup, sup))
+    })();
+    let (cgroup, mut sup) = match prepared {
         Ok(x) => x,
         Err(e) => {
-            // The loop itself broke: make sure the container does not
-            // outlive its supervisor.
-            log::error!("container {id}: event loop failed: {e}");
+            cleanup_socket();
+            return Err(e);
+        }
+    };
+    let undo = |pid: Option<nix::unistd::Pid>| {
+        if let Some(pid) = pid {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
-            supervisor::Exit { code: 128 + 9 }
+        }
+        let _ = cgroup.remove();
+        cleanup_socket();
+    };
+
+    let (pid, io) = match start_once(&bundle, &cgroup, rec.open_stdin) {
+        Ok(x) => x,
+        Err(e) => {
+            undo(None);
+            return Err(e);
+        }
+    };
+    let attached = mark_running(&dir, pid, 0)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| {
+            if let Some(c) = client.take() {
+                sup.add_first_client(c)?;
+            }
+            sup.attach_process(pid, io)?;
+            Ok(())
+        });
+    if let Err(e) = attached {
+        undo(Some(pid));
+        return Err(engine(e));
+    }
+    log::info!("container {id}: started, pid {pid}");
+    sup.broadcast(&Event::Started { pid: pid.as_raw() });
+
+    let mut restarts = 0;
+    let mut started_at = Instant::now();
+    let (exit, oom_killed) = loop {
+        let exit = match sup.run() {
+            Ok(x) => x,
+            Err(e) => {
+                // The loop itself broke: the container must not outlive
+                // its supervisor.
+                log::error!("container {id}: event loop failed: {e}");
+                if let Some(pid) = sup.pid() {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                }
+                break (supervisor::Exit { code: 128 + 9 }, false);
+            }
+        };
+        let oom = cgroup.oom_killed();
+        log::info!("container {id}: exited with {}", exit.code);
+        if sup.stopping() || !rec.restart.should_restart(exit.code, restarts) {
+            break (exit, oom);
+        }
+        let finished = protocol::time::now();
+        if let Err(e) = record::update(&dir, |r| {
+            r.status = Status::Restarting;
+            r.pid = 0;
+            r.exit_code = Some(exit.code);
+            r.oom_killed = oom;
+            r.finished_at = Some(finished.clone());
+        }) {
+            log::error!("container {id}: {e}");
+        }
+        sup.broadcast(&Event::Exited {
+            exit_code: exit.code,
+            oom_killed: oom,
+        });
+        match sup.idle(backoff(restarts, started_at.elapsed())) {
+            Ok(true) => {}
+            _ => break (exit, oom),
+        }
+        restarts += 1;
+        match start_once(&bundle, &cgroup, rec.open_stdin) {
+            Ok((pid, io)) => {
+                started_at = Instant::now();
+                if let Err(e) = mark_running(&dir, pid, restarts) {
+                    log::error!("container {id}: {e}");
+                }
+                if let Err(e) = sup.attach_process(pid, io) {
+                    log::error!("container {id}: {e}");
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+                log::info!("container {id}: restarted ({restarts}), pid {pid}");
+                sup.broadcast(&Event::Started { pid: pid.as_raw() });
+            }
+            Err((e, _)) => {
+                log::error!("container {id}: restart failed: {}", chain(&e));
+                let msg = chain(&e);
+                let _ = record::update(&dir, |r| r.error = Some(msg.clone()));
+                break (exit, oom);
+            }
         }
     };
 
     if let Err(e) = sup.log().sync() {
         log::error!("container {id}: {e}");
     }
-    let oom_killed = cgroup.oom_killed();
     if let Err(e) = cgroup.remove() {
         log::error!("container {id}: {e}");
     }
@@ -319,11 +400,11 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         r.exit_code = Some(exit.code);
         r.oom_killed = oom_killed;
         r.finished_at = Some(finished.clone());
+        r.restart_count = restarts;
     }) {
         log::error!("container {id}: {e}");
     }
     cleanup_socket();
-    log::info!("container {id}: exited with {}", exit.code);
     sup.finish(&Event::Exited {
         exit_code: exit.code,
         oom_killed,

@@ -3,6 +3,12 @@
 //! becomes one entry whose `log` ends in `\n`; output that ends without a
 //! newline becomes an entry without it, which is how readers tell a partial
 //! line. Written before any client sees the bytes.
+//!
+//! With `--log-opt max-size=S,max-file=N` the file is rotated before an
+//! append would take it past S: `container.log.{N-2}` ... `.1` shift up,
+//! the current file becomes `.1`, and a new one starts. At least one old
+//! file is always kept (N is raised to 2), so a rotation never leaves the
+//! log empty of everything the container said just before it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -10,6 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use protocol::control::Stream;
+use protocol::record::LogOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,21 +32,37 @@ pub struct LogFile {
     path: PathBuf,
     file: File,
     buf: Vec<u8>,
+    size: u64,
+    opts: LogOptions,
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::Open(path.to_path_buf(), e))
+}
+
+/// The name of rotated file number `n` (1 is the newest).
+pub fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
 }
 
 impl LogFile {
-    pub fn open(path: &Path) -> Result<LogFile> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| Error::Open(path.to_path_buf(), e))?;
+    pub fn open(path: &Path, opts: LogOptions) -> Result<LogFile> {
+        let file = open_append(path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(LogFile {
             path: path.to_path_buf(),
             file,
             buf: Vec::with_capacity(64 * 1024),
+            size,
+            opts,
         })
     }
 
@@ -49,9 +72,31 @@ impl LogFile {
         for line in data.split_inclusive(|b| *b == b'\n') {
             encode_entry(&mut self.buf, line, stream.name(), time);
         }
+        if let Some(max) = self.opts.max_size {
+            if self.size > 0 && self.size + self.buf.len() as u64 > max {
+                self.rotate()?;
+            }
+        }
+        self.size += self.buf.len() as u64;
         self.file
             .write_all(&self.buf)
             .map_err(|e| Error::Write(self.path.clone(), e))
+    }
+
+    fn rotate(&mut self) -> Result<()> {
+        let keep = self.opts.max_file.max(2);
+        let err = |p: &Path, e| Error::Write(p.to_path_buf(), e);
+        let _ = std::fs::remove_file(rotated(&self.path, keep - 1));
+        for n in (1..keep - 1).rev() {
+            let from = rotated(&self.path, n);
+            if from.exists() {
+                std::fs::rename(&from, rotated(&self.path, n + 1)).map_err(|e| err(&from, e))?;
+            }
+        }
+        std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(|e| err(&self.path, e))?;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
     }
 
     pub fn sync(&self) -> Result<()> {
@@ -109,6 +154,29 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_keeps_an_old_file() {
+        let d = std::env::temp_dir().join(format!("hind-log-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("c.log");
+        let opts = LogOptions {
+            max_size: Some(200),
+            max_file: 1,
+        };
+        let mut l = LogFile::open(&p, opts).unwrap();
+        for i in 0..20 {
+            l.write(Stream::Stdout, format!("line {i}\n").as_bytes(), "T")
+                .unwrap();
+        }
+        let cur = std::fs::read_to_string(&p).unwrap();
+        let old = std::fs::read_to_string(rotated(&p, 1)).unwrap();
+        assert!(cur.contains("line 19"));
+        assert!(!old.is_empty());
+        assert!(!rotated(&p, 2).exists());
+        assert!(std::fs::metadata(&p).unwrap().len() <= 200);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn entries_are_json_lines() {

@@ -211,7 +211,9 @@ pub fn from_spec(spec: &Spec, bundle: &Path, id: &str) -> Result<Bundle> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         loopback_up: clone_flags.contains(CloneFlags::CLONE_NEWNET),
+        new_cgroup_ns: clone_flags.contains(CloneFlags::CLONE_NEWCGROUP),
     };
+    let clone_flags = clone_flags - CloneFlags::CLONE_NEWCGROUP;
     Ok(Bundle {
         init,
         clone_flags,

@@ -50,6 +50,8 @@ struct Client {
     sent: usize,
     attached: bool,
     stdin: bool,
+    /// Wants [`Event::Exited`] (wait, stop) without the output.
+    waiter: bool,
     gone: bool,
 }
 
@@ -62,6 +64,7 @@ impl Client {
             sent: 0,
             attached: false,
             stdin: false,
+            waiter: false,
             gone: false,
         }
     }
@@ -110,7 +113,8 @@ pub struct Supervisor {
     poll: Poll,
     listener: UnixListener,
     signals: UnixStream,
-    pid: Pid,
+    /// The container's init while one runs.
+    pid: Option<Pid>,
     outputs: Vec<Option<Output>>,
     stdin: Option<OwnedFd>,
     stdin_buf: Vec<u8>,
@@ -119,6 +123,8 @@ pub struct Supervisor {
     clients: Vec<Option<Client>>,
     log: LogFile,
     exit: Option<(Exit, Instant)>,
+    /// A stop was asked for: no restart, and SIGKILL at this instant.
+    stop: Option<Instant>,
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -137,13 +143,7 @@ pub struct Io {
 }
 
 impl Supervisor {
-    pub fn new(
-        listener: std::os::unix::net::UnixListener,
-        pid: Pid,
-        io: Io,
-        log: LogFile,
-        first_client: &mut Option<std::os::unix::net::UnixStream>,
-    ) -> io::Result<Supervisor> {
+    pub fn new(listener: std::os::unix::net::UnixListener, log: LogFile) -> io::Result<Supervisor> {
         let poll = Poll::new()?;
         listener.set_nonblocking(true)?;
         let mut listener = UnixListener::from_std(listener);
@@ -157,7 +157,40 @@ impl Supervisor {
         let mut signals = UnixStream::from_std(sig_rx);
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        Ok(Supervisor {
+            poll,
+            listener,
+            signals,
+            pid: None,
+            outputs: vec![None, None],
+            stdin: None,
+            stdin_buf: Vec::new(),
+            stdin_close: false,
+            pty: None,
+            clients: Vec::new(),
+            log,
+            exit: None,
+            stop: None,
+        })
+    }
 
+    /// Adds the client the shim was born with: attached, stdin included.
+    pub fn add_first_client(&mut self, c: std::os::unix::net::UnixStream) -> io::Result<()> {
+        c.set_nonblocking(true)?;
+        let idx = self.add_client(UnixStream::from_std(c))?;
+        if let Some(Some(c)) = self.clients.get_mut(idx) {
+            c.attached = true;
+            c.stdin = true;
+        }
+        Ok(())
+    }
+
+    /// Takes over a freshly started init and its stdio.
+    pub fn attach_process(&mut self, pid: Pid, io: Io) -> io::Result<()> {
+        self.pid = Some(pid);
+        self.exit = None;
+        self.stdin_buf.clear();
+        self.stdin_close = false;
         let mut outputs = vec![None, None];
         let mut stdin = io.stdin;
         let mut pty = None;
@@ -172,6 +205,7 @@ impl Supervisor {
                 pty: true,
             });
             pty = Some(writer);
+            stdin = None;
         } else {
             for (i, (fd, stream)) in [(io.stdout, Stream::Stdout), (io.stderr, Stream::Stderr)]
                 .into_iter()
@@ -190,7 +224,7 @@ impl Supervisor {
         }
         for (i, o) in outputs.iter().enumerate() {
             if let Some(o) = o {
-                poll.registry().register(
+                self.poll.registry().register(
                     &mut SourceFd(&o.fd.as_raw_fd()),
                     Token(STDOUT.0 + i),
                     Interest::READABLE,
@@ -199,37 +233,21 @@ impl Supervisor {
         }
         if let Some(fd) = pty.as_ref().or(stdin.as_ref()) {
             set_nonblocking(fd)?;
-            poll.registry()
-                .register(&mut SourceFd(&fd.as_raw_fd()), STDIN, Interest::WRITABLE)?;
+            self.poll.registry().register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                STDIN,
+                Interest::WRITABLE,
+            )?;
         }
-        if pty.is_some() {
-            stdin = None;
-        }
+        self.outputs = outputs;
+        self.stdin = stdin;
+        self.pty = pty;
+        Ok(())
+    }
 
-        let mut sup = Supervisor {
-            poll,
-            listener,
-            signals,
-            pid,
-            outputs,
-            stdin,
-            stdin_buf: Vec::new(),
-            stdin_close: false,
-            pty,
-            clients: Vec::new(),
-            log,
-            exit: None,
-        };
-        if let Some(c) = first_client.as_ref() {
-            c.set_nonblocking(true)?;
-            let c = first_client.take().expect("checked above");
-            let idx = sup.add_client(UnixStream::from_std(c))?;
-            if let Some(Some(c)) = sup.clients.get_mut(idx) {
-                c.attached = true;
-                c.stdin = true;
-            }
-        }
-        Ok(sup)
+    /// Whether a stop was requested (the restart policy no longer applies).
+    pub fn stopping(&self) -> bool {
+        self.stop.is_some()
     }
 
     fn add_client(&mut self, mut sock: UnixStream) -> io::Result<usize> {
@@ -249,10 +267,12 @@ impl Supervisor {
         Ok(idx)
     }
 
-    /// Sends `ev` to the clients that asked for the container's streams.
+    /// Sends `ev` to the clients that asked for the container's streams
+    /// (and an exit to those waiting for one).
     pub fn broadcast(&mut self, ev: &Event) {
+        let exit = matches!(ev, Event::Exited { .. });
         for c in self.clients.iter_mut().flatten() {
-            if c.attached {
+            if c.attached || (exit && c.waiter) {
                 c.queue(ev);
             }
         }
@@ -264,15 +284,61 @@ impl Supervisor {
         // The container may have exited before the SIGCHLD handler existed.
         self.reap();
         loop {
-            let timeout = self
-                .exit
-                .map(|(_, t)| (t + DRAIN_GRACE).saturating_duration_since(Instant::now()));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            if let (Some(at), Some(pid), None) = (self.stop, self.pid, self.exit) {
+                if Instant::now() >= at {
+                    let _ = kill(pid, Signal::SIGKILL);
                 }
-                return Err(e);
             }
+            let deadlines = [
+                self.exit.map(|(_, t)| t + DRAIN_GRACE),
+                self.stop.filter(|_| self.exit.is_none()),
+            ];
+            let timeout = deadlines
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            self.poll_once(&mut events, timeout)?;
+            if let Some((exit, at)) = self.exit {
+                let drained = self.outputs.iter().all(Option::is_none);
+                if drained || at.elapsed() >= DRAIN_GRACE {
+                    for i in 0..self.outputs.len() {
+                        self.close_output(i);
+                    }
+                    self.pty = None;
+                    self.stdin = None;
+                    self.pid = None;
+                    return Ok(exit);
+                }
+            }
+        }
+    }
+
+    /// Serves clients for `dur` with no container running (the restart
+    /// back-off). Returns false when a stop ends the wait early.
+    pub fn idle(&mut self, dur: Duration) -> io::Result<bool> {
+        let mut events = Events::with_capacity(64);
+        let end = Instant::now() + dur;
+        while Instant::now() < end {
+            if self.stop.is_some() {
+                return Ok(false);
+            }
+            self.poll_once(
+                &mut events,
+                Some(end.saturating_duration_since(Instant::now())),
+            )?;
+        }
+        Ok(self.stop.is_none())
+    }
+
+    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        if let Err(e) = self.poll.poll(events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
@@ -288,13 +354,8 @@ impl Supervisor {
             }
             self.pump_outputs();
             self.drop_gone_clients();
-            if let Some((exit, at)) = self.exit {
-                let drained = self.outputs.iter().all(Option::is_none);
-                if drained || at.elapsed() >= DRAIN_GRACE {
-                    return Ok(exit);
-                }
-            }
         }
+        Ok(())
     }
 
     fn accept(&mut self) {
@@ -316,10 +377,10 @@ impl Supervisor {
         while matches!(self.signals.read(&mut buf), Ok(n) if n > 0) {}
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => {
+                Ok(WaitStatus::Exited(pid, code)) if Some(pid) == self.pid => {
                     self.exit = Some((Exit { code }, Instant::now()));
                 }
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.pid => {
+                Ok(WaitStatus::Signaled(pid, sig, _)) if Some(pid) == self.pid => {
                     self.exit = Some((
                         Exit {
                             code: 128 + sig as i32,
@@ -505,20 +566,30 @@ impl Supervisor {
                     let _ = hind_init::sys::set_winsize(std::os::fd::AsFd::as_fd(p), rows, cols);
                 }
             }
-            Request::Signal(n) => {
-                if running {
-                    match Signal::try_from(n) {
-                        Ok(s) => {
-                            let _ = kill(pid, s);
-                        }
-                        Err(_) => c.queue(&Event::Error(format!("invalid signal {n}"))),
-                    }
+            Request::Signal(n) => match (Signal::try_from(n), pid) {
+                (Ok(s), Some(pid)) => {
+                    let _ = kill(pid, s);
                 }
-            }
+                (Ok(_), None) => c.queue(&Event::Error("the container is not running".into())),
+                (Err(_), _) => c.queue(&Event::Error(format!("invalid signal {n}"))),
+            },
             Request::State => c.queue(&Event::State {
-                pid: pid.as_raw(),
+                pid: pid.map_or(0, Pid::as_raw),
                 running,
             }),
+            Request::Wait => c.waiter = true,
+            Request::Stop {
+                signal,
+                timeout_secs,
+            } => {
+                c.waiter = true;
+                let at = Instant::now() + Duration::from_secs(timeout_secs.into());
+                self.stop = Some(self.stop.map_or(at, |t| t.min(at)));
+                if let Some(pid) = pid {
+                    let sig = Signal::try_from(signal).unwrap_or(Signal::SIGTERM);
+                    let _ = kill(pid, sig);
+                }
+            }
         }
     }
 
@@ -530,6 +601,10 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    pub fn pid(&self) -> Option<Pid> {
+        self.pid
     }
 
     pub fn log(&self) -> &LogFile {

@@ -45,6 +45,13 @@ pub enum Request {
     Signal(i32),
     /// Answer with [`Event::State`] once.
     State,
+    /// Send `signal`, SIGKILL after `timeout_secs`, and do not restart.
+    Stop {
+        signal: i32,
+        timeout_secs: u32,
+    },
+    /// Send [`Event::Exited`] to this client when the container exits.
+    Wait,
 }
 
 /// Shim -> client.

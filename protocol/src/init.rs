@@ -111,6 +111,10 @@ pub struct InitConfig {
     pub sysctl: Vec<(String, String)>,
     /// Bring `lo` up: the container has its own, fresh network namespace.
     pub loopback_up: bool,
+    /// Unshare the cgroup namespace here rather than at clone time: init is
+    /// in its cgroup by then, so that cgroup becomes the namespace's root
+    /// and `/proc/self/cgroup` inside reads `/`.
+    pub new_cgroup_ns: bool,
 }
 
 /// Shim -> init.

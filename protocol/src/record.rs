@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -32,6 +33,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Status {
     Created,
     Running,
+    /// Exited, and the shim will start it again after a back-off.
+    Restarting,
     Exited,
 }
 
@@ -40,9 +43,47 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Restarting => "restarting",
             Status::Exited => "exited",
         }
     }
+}
+
+/// `--restart`: what the shim does when the container exits by itself.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case", tag = "Name")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart on a non-zero exit, at most `max_retries` times (0: no limit).
+    OnFailure {
+        #[serde(rename = "MaximumRetryCount")]
+        max_retries: u32,
+    },
+    Always,
+}
+
+impl RestartPolicy {
+    /// Whether a container that exited with `code` after `restarts`
+    /// restarts starts again.
+    pub fn should_restart(self, code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure { max_retries } => {
+                code != 0 && (max_retries == 0 || restarts < max_retries)
+            }
+        }
+    }
+}
+
+/// `--log-opt max-size=,max-file=`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct LogOptions {
+    /// Rotate when the current file would exceed this many bytes.
+    pub max_size: Option<u64>,
+    /// Files kept, the current one included (at least 2 when rotating).
+    pub max_file: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,6 +108,15 @@ pub struct Record {
     pub open_stdin: bool,
     /// Why the last start failed, if it did.
     pub error: Option<String>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub restart_count: u32,
+    #[serde(default)]
+    pub log: LogOptions,
+    /// Signal `hind stop` sends first (SIGTERM unless the image says).
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
 }
 
 impl Record {
@@ -153,6 +203,46 @@ pub fn update(dir: &Path, change: impl FnOnce(&mut Record)) -> Result<Record> {
     Ok(r)
 }
 
+/// Held (flock) by a container's shim for its whole life: a second shim
+/// for the same container cannot start, and anyone can tell whether a
+/// shim is alive without talking to it. The kernel drops the lock when the
+/// shim dies, however it dies.
+pub struct LifeLock {
+    _lock: Flock<File>,
+}
+
+pub const SHIM_LOCK: &str = "shim.lock";
+
+impl LifeLock {
+    /// Takes the lock without waiting; `Ok(None)` when a shim holds it.
+    pub fn try_acquire(dir: &Path) -> Result<Option<LifeLock>> {
+        let p = dir.join(SHIM_LOCK);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc_cloexec())
+            .open(&p)
+            .map_err(|e| Error::Lock(p.clone(), e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(LifeLock { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(Error::Lock(p, e.into())),
+        }
+    }
+}
+
+fn libc_cloexec() -> i32 {
+    nix::fcntl::OFlag::O_CLOEXEC.bits()
+}
+
+/// Whether a shim currently supervises the container in `dir`.
+pub fn shim_alive(dir: &Path) -> bool {
+    matches!(LifeLock::try_acquire(dir), Ok(None))
+}
+
 /// Deletes everything a container has on disk: its name claim and its
 /// directory (bundle, record, upper and work dirs, log). Idempotent.
 pub fn remove_files(layout: &paths::Layout, id: &str, name: &str) -> Result<()> {
@@ -191,7 +281,33 @@ mod tests {
             tty: false,
             open_stdin: false,
             error: None,
+            restart: RestartPolicy::No,
+            restart_count: 0,
+            log: LogOptions::default(),
+            stop_signal: None,
         }
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert!(!RestartPolicy::No.should_restart(1, 0));
+        assert!(RestartPolicy::Always.should_restart(0, 9));
+        let p = RestartPolicy::OnFailure { max_retries: 2 };
+        assert!(!p.should_restart(0, 0));
+        assert!(p.should_restart(3, 1));
+        assert!(!p.should_restart(3, 2));
+    }
+
+    #[test]
+    fn life_lock_is_exclusive() {
+        let d = std::env::temp_dir().join(format!("hind-life-test-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let held = LifeLock::try_acquire(&d).unwrap();
+        assert!(held.is_some());
+        assert!(shim_alive(&d));
+        drop(held);
+        assert!(!shim_alive(&d));
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
