@@ -5,20 +5,30 @@
 mod attach;
 mod bundle;
 mod cli;
+mod client;
 mod container;
+mod format;
 mod image;
+mod inspect;
+mod lifecycle;
+mod logs;
 mod run;
 mod shim;
+mod store;
 mod units;
 
 use clap::Parser;
 use protocol::paths::Layout;
 use protocol::EXIT_ENGINE;
 
-fn exit_code(e: &anyhow::Error) -> i32 {
-    e.downcast_ref::<attach::Error>()
-        .map(attach::Error::exit_code)
-        .unwrap_or(EXIT_ENGINE)
+/// `run` fails with 125 (or the container's 126/127), as Docker's does;
+/// the other commands fail with 1.
+fn exit_code(e: &anyhow::Error, run: bool) -> i32 {
+    match e.downcast_ref::<attach::Error>() {
+        Some(a) => a.exit_code(),
+        None if run => EXIT_ENGINE,
+        None => 1,
+    }
 }
 
 fn main() {
@@ -37,22 +47,31 @@ fn main() {
         }
     };
     let layout = Layout::new(&cli.root);
+    let is_run = matches!(cli.command, cli::Command::Run(_));
     let result = if !nix::unistd::geteuid().is_root() {
         Err(anyhow::anyhow!(
             "hind needs root (rootless mode is not supported yet)"
         ))
     } else {
         match cli.command {
-            cli::Command::Run(a) => run::run(&layout, a),
-            #[allow(unreachable_patterns)]
-            _ => Err(anyhow::anyhow!("not implemented yet")),
+            cli::Command::Run(a) => run::run(&layout, *a),
+            cli::Command::Ps(a) => lifecycle::ps(&layout, a),
+            cli::Command::Logs(a) => logs::logs(&layout, a),
+            cli::Command::Stop(a) => lifecycle::stop(&layout, a),
+            cli::Command::Start(a) => lifecycle::start(&layout, a),
+            cli::Command::Restart(a) => lifecycle::restart(&layout, a),
+            cli::Command::Kill(a) => lifecycle::kill(&layout, a),
+            cli::Command::Wait(a) => lifecycle::wait(&layout, a),
+            cli::Command::Rm(a) => lifecycle::rm(&layout, a),
+            cli::Command::Inspect(a) => lifecycle::inspect(&layout, a),
+            cli::Command::Attach(a) => lifecycle::attach(&layout, a),
         }
     };
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("hind: {e:#}");
-            std::process::exit(exit_code(&e));
+            std::process::exit(exit_code(&e, is_run));
         }
     }
 }

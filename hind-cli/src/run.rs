@@ -15,6 +15,9 @@ use crate::image;
 use crate::shim;
 
 pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
+    if a.rm && a.restart != record::RestartPolicy::No {
+        anyhow::bail!("conflicting options: --restart and --rm");
+    }
     let image = image::resolve(layout, &a.image)?;
     let id = container::new_id()?;
     let opts = bundle::Options {

@@ -144,23 +144,7 @@ impl Cgroup {
         self.manager
             .remove()
             .map_err(|e| Error::Remove(self.path.clone(), chain(&e)))?;
-        let parent = match self.path.parent() {
-            Some(p) if p != Path::new("/") && !p.as_os_str().is_empty() => p,
-            _ => return Ok(()),
-        };
-        let rel = parent.strip_prefix("/").unwrap_or(parent);
-        let roots: Vec<PathBuf> = if self.unified {
-            vec![PathBuf::from(DEFAULT_CGROUP_ROOT)]
-        } else {
-            fs::read_dir(DEFAULT_CGROUP_ROOT)
-                .map(|d| d.flatten().map(|e| e.path()).collect())
-                .unwrap_or_default()
-        };
-        for r in roots {
-            // rmdir fails (EBUSY/ENOTEMPTY) while siblings exist: that is
-            // the "still in use" answer, not an error.
-            let _ = fs::remove_dir(r.join(rel));
-        }
+        protocol::cgroupfs::prune_parent(&self.path);
         Ok(())
     }
 }

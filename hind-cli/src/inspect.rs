@@ -1,0 +1,140 @@
+//! `hind inspect` and `hind ps`: a container as a JSON document with
+//! Docker's field names where they exist, and the table/summary views.
+
+use oci_spec::runtime::Spec;
+use protocol::paths;
+use protocol::record::{RestartPolicy, Status};
+use serde_json::{json, Value};
+
+use crate::format;
+use crate::store::Container;
+
+fn quote_command(cmd: &[String]) -> String {
+    cmd.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago"...
+pub fn status_text(c: &Container) -> String {
+    let r = &c.record;
+    match r.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!(
+            "Up {}",
+            format::since(r.started_at.as_deref()).unwrap_or_default()
+        ),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            r.exit_code.unwrap_or(0),
+            format::since(r.finished_at.as_deref()).unwrap_or_default()
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            r.exit_code.unwrap_or(0),
+            format::since(r.finished_at.as_deref()).unwrap_or_default()
+        ),
+    }
+}
+
+/// One row of `ps` as a document (the `--format` fields).
+pub fn summary(c: &Container, no_trunc: bool) -> Value {
+    let r = &c.record;
+    let mut cmd = quote_command(&r.command);
+    if !no_trunc && cmd.chars().count() > 20 {
+        cmd = cmd.chars().take(19).collect::<String>() + "…";
+    }
+    json!({
+        "ID": if no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+        "Image": r.image,
+        "Command": format!("\"{cmd}\""),
+        "CreatedAt": r.created,
+        "RunningFor": format::since(Some(&r.created)).map(|s| s + " ago").unwrap_or_default(),
+        "Status": status_text(c),
+        "State": r.status.as_str(),
+        "Names": r.name,
+        "Ports": "",
+    })
+}
+
+/// The full `inspect` document.
+pub fn document(c: &Container) -> Value {
+    let r = &c.record;
+    let spec = Spec::load(c.dir.join(paths::CONFIG_JSON)).ok();
+    let process = spec.as_ref().and_then(|s| s.process().clone());
+    let linux = spec.as_ref().and_then(|s| s.linux().clone());
+    let res = linux.as_ref().and_then(|l| l.resources().clone());
+    let mem = res
+        .as_ref()
+        .and_then(|r| r.memory().as_ref().and_then(|m| m.limit()));
+    let cpu = res.as_ref().and_then(|r| r.cpu().clone());
+    let pids = res
+        .as_ref()
+        .and_then(|r| r.pids().as_ref().map(|p| p.limit()));
+    let (policy, retries) = match r.restart {
+        RestartPolicy::No => ("no", 0),
+        RestartPolicy::Always => ("always", 0),
+        RestartPolicy::OnFailure { max_retries } => ("on-failure", max_retries),
+    };
+    let mut log_config = serde_json::Map::new();
+    if let Some(s) = r.log.max_size {
+        log_config.insert("max-size".into(), json!(s.to_string()));
+        log_config.insert("max-file".into(), json!(r.log.max_file.max(2).to_string()));
+    }
+    let user = process
+        .as_ref()
+        .map(|p| format!("{}:{}", p.user().uid(), p.user().gid()))
+        .unwrap_or_default();
+    json!({
+        "Id": c.id,
+        "Created": r.created,
+        "Path": r.command.first().cloned().unwrap_or_default(),
+        "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": r.status.as_str(),
+            "Running": r.status == Status::Running,
+            "Paused": false,
+            "Restarting": r.status == Status::Restarting,
+            "OOMKilled": r.oom_killed,
+            "Dead": false,
+            "Pid": r.pid,
+            "ExitCode": r.exit_code.unwrap_or(0),
+            "Error": r.error.clone().unwrap_or_default(),
+            "StartedAt": r.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": r.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        },
+        "Image": r.image,
+        "Name": format!("/{}", r.name),
+        "RestartCount": r.restart_count,
+        "LogPath": c.dir.join(paths::LOG),
+        "HostConfig": {
+            "AutoRemove": r.auto_remove,
+            "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
+            "LogConfig": {"Type": "json-file", "Config": log_config},
+            "Memory": mem.unwrap_or(0),
+            "CpuQuota": cpu.as_ref().and_then(|c| c.quota()).unwrap_or(0),
+            "CpuPeriod": cpu.as_ref().and_then(|c| c.period()).unwrap_or(0),
+            "CpusetCpus": cpu.as_ref().and_then(|c| c.cpus().clone()).unwrap_or_default(),
+            "PidsLimit": pids,
+            "CgroupParent": linux.as_ref().and_then(|l| l.cgroups_path().clone())
+                .and_then(|p| p.parent().map(|p| p.display().to_string())).unwrap_or_default(),
+        },
+        "Config": {
+            "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()).unwrap_or_default(),
+            "User": user,
+            "Env": process.as_ref().and_then(|p| p.env().clone()).unwrap_or_default(),
+            "Cmd": r.command,
+            "Image": r.image,
+            "WorkingDir": process.as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default(),
+            "Tty": r.tty,
+            "OpenStdin": r.open_stdin,
+        },
+    })
+}
