@@ -192,6 +192,8 @@ fn start_one(
     let mut sock = shim::spawn(layout, &c.id)?;
     match attach::wait_started(&mut sock) {
         Ok(_) => Ok(Some(sock)),
+        // Another `start` won the race: the container runs, as asked.
+        Err(_) if record::shim_alive(&c.dir) => Ok(None),
         Err(e) => {
             let msg = e.to_string();
             let _ = record::update(&c.dir, |r| r.error = Some(msg.clone()));

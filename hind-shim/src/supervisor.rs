@@ -125,6 +125,8 @@ pub struct Supervisor {
     exit: Option<(Exit, Instant)>,
     /// A stop was asked for: no restart, and SIGKILL at this instant.
     stop: Option<Instant>,
+    /// Kept between reads; allocated on first output.
+    read_buf: Vec<u8>,
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -171,6 +173,7 @@ impl Supervisor {
             log,
             exit: None,
             stop: None,
+            read_buf: Vec::new(),
         })
     }
 
@@ -397,7 +400,15 @@ impl Supervisor {
     /// Reads container output while it is available and no attached client
     /// is over its high-water mark.
     fn pump_outputs(&mut self) {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut buf = std::mem::take(&mut self.read_buf);
+        if buf.is_empty() {
+            buf = vec![0u8; READ_CHUNK];
+        }
+        self.pump_with(&mut buf);
+        self.read_buf = buf;
+    }
+
+    fn pump_with(&mut self, buf: &mut [u8]) {
         loop {
             let mut progressed = false;
             for i in 0..self.outputs.len() {
@@ -415,7 +426,7 @@ impl Supervisor {
                 if !o.ready {
                     continue;
                 }
-                let r = nix::unistd::read(o.fd.as_raw_fd(), &mut buf);
+                let r = nix::unistd::read(o.fd.as_raw_fd(), buf);
                 let stream = o.stream;
                 match r {
                     Ok(0) => self.close_output(i),
