@@ -4,7 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -116,6 +116,8 @@ fn claim_name(layout: &Layout, id: &str, name: Option<&str>) -> Result<String> {
 /// What `create` needs besides the spec.
 pub struct NewContainer<'a> {
     pub name: Option<&'a str>,
+    /// The image's root dir, whose owner and mode `/` gets.
+    pub image_root: &'a Path,
     pub image: &'a str,
     pub command: Vec<String>,
     pub auto_remove: bool,
@@ -146,6 +148,14 @@ pub fn create(
         for sub in [paths::UPPER, paths::WORK, paths::ROOTFS] {
             mkdir(&dir.join(sub))?;
         }
+        // The overlay's root takes its owner and mode from the upper dir:
+        // give it the image root's, or a non-root user could not enter `/`.
+        let upper = dir.join(paths::UPPER);
+        let md = fs::metadata(n.image_root).map_err(|e| Error::Create(upper.clone(), e))?;
+        fs::set_permissions(&upper, fs::Permissions::from_mode(md.mode() & 0o7777))
+            .map_err(|e| Error::Create(upper.clone(), e))?;
+        std::os::unix::fs::chown(&upper, Some(md.uid()), Some(md.gid()))
+            .map_err(|e| Error::Create(upper.clone(), e))?;
         let spec = spec(&dir)?;
         let cfg = dir.join(paths::CONFIG_JSON);
         spec.save(&cfg)

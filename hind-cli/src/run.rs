@@ -43,6 +43,7 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         layout,
         NewContainer {
             name: a.name.as_deref(),
+            image_root: image.rootfs(),
             image: &a.image,
             command: a.command.clone(),
             auto_remove: a.rm,

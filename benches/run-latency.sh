@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Start-to-exit latency of a trivial container: `hind run --rm IMG true`
+# against `runc run` of a bundle on the same busybox root fs, N runs each.
+# Prints mean and median in milliseconds for both.
+#
+# Usage: benches/run-latency.sh [RUNS]   (default 30; root required)
+#
+# Uses hyperfine when available (installed with apt-get if missing), else a
+# shell loop timed with `date +%s%N`; set HIND_BENCH_LOOP=1 to force the
+# loop. runc is installed with apt-get too; without it only hind is timed.
+# Everything it creates (state dirs, the runc container, cgroups) is
+# removed on exit, also on failure or Ctrl-C.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+runs=${1:-30}
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "run-latency: needs root" >&2
+    exit 1
+fi
+
+need=()
+[[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v runc >/dev/null || need+=(runc)
+if ((${#need[@]})); then
+    echo "==> apt-get install ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Best effort: without hyperfine or runc the script still measures hind.
+    if apt-get update -qq; then
+        apt-get install -y -qq "${need[@]}" >/dev/null || true
+    fi
+fi
+
+echo "==> cargo build --release"
+cargo build --release --workspace --bins
+hind=$PWD/target/release/hind
+
+work=$(mktemp -d /tmp/hind-bench.XXXXXX)
+cg_parent=/hind-bench-$$
+runc_id=hind-bench-$$
+runc_root=$work/runc-state
+
+cleanup() {
+    set +e
+    if command -v runc >/dev/null; then
+        runc --root "$runc_root" delete --force "$runc_id" >/dev/null 2>&1
+    fi
+    # Anything still mounted under the work dir is unmounted before removal,
+    # so rm never walks into another filesystem.
+    awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
+        sort -r | while read -r m; do umount -l "$m"; done
+    rm -rf --one-file-system "$work"
+    for h in /sys/fs/cgroup/*/"${cg_parent#/}" /sys/fs/cgroup/"${cg_parent#/}"; do
+        [[ -d $h ]] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+}
+trap cleanup EXIT
+
+# The busybox root fs, laid out as an OCI bundle so runc can use it too.
+bundle=$work/bundle
+rootfs=$bundle/rootfs
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/root"
+install -d -m 1777 "$rootfs/tmp"
+cp /bin/busybox "$rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do
+    [[ $applet == busybox ]] || ln -s busybox "$rootfs/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+    >"$rootfs/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+
+hind_cmd="$hind --root $work/hind-root run --rm --cgroup-parent $cg_parent $rootfs true"
+cmds=("$hind_cmd")
+names=(hind)
+if command -v runc >/dev/null; then
+    (cd "$bundle" && runc spec)
+    # Run `true` without a terminal; the rest of runc's default spec stays.
+    sed -i -e 's/"terminal": true/"terminal": false/' \
+        -e '/"args": \[/,/\]/ s/"sh"/"true"/' "$bundle/config.json"
+    cmds+=("runc --root $runc_root run --bundle $bundle $runc_id")
+    names+=(runc)
+else
+    echo "==> runc not installed: timing hind only"
+fi
+
+# Sanity: every command must succeed once before it is timed.
+for c in "${cmds[@]}"; do
+    $c </dev/null >/dev/null
+done
+
+ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
+
+results=()
+if command -v hyperfine >/dev/null && [[ -z ${HIND_BENCH_LOOP:-} ]]; then
+    args=()
+    for i in "${!cmds[@]}"; do
+        args+=(--command-name "${names[$i]}" "${cmds[$i]}")
+    done
+    hyperfine -N --warmup 3 --runs "$runs" \
+        --export-json "$work/hyperfine.json" "${args[@]}"
+    # One result object per command, in order: pull mean and median (s).
+    mapfile -t means < <(grep -o '"mean": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
+    mapfile -t medians < <(grep -o '"median": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
+    for i in "${!cmds[@]}"; do
+        results+=("${names[$i]} $(ms "${means[$i]}") $(ms "${medians[$i]}")")
+    done
+else
+    for i in "${!cmds[@]}"; do
+        samples=$work/samples-$i
+        : >"$samples"
+        for _ in 1 2 3; do ${cmds[$i]} </dev/null >/dev/null; done
+        for ((r = 0; r < runs; r++)); do
+            t0=$(date +%s%N)
+            ${cmds[$i]} </dev/null >/dev/null
+            t1=$(date +%s%N)
+            echo $(((t1 - t0))) >>"$samples"
+        done
+        line=$(sort -n "$samples" | awk '
+            { v[NR] = $1; sum += $1 }
+            END {
+                med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                printf "%.2f %.2f", sum / NR / 1e6, med / 1e6
+            }')
+        results+=("${names[$i]} $line")
+    done
+fi
+
+echo
+printf '%-6s %12s %12s   (%s runs, %s)\n' tool "mean ms" "median ms" "$runs" \
+    "$([[ -z ${HIND_BENCH_LOOP:-} ]] && command -v hyperfine >/dev/null && echo hyperfine || echo shell loop)"
+for r in "${results[@]}"; do
+    read -r n mean med <<<"$r"
+    printf '%-6s %12s %12s\n' "$n" "$mean" "$med"
+done
