@@ -195,19 +195,20 @@ pub fn relay(sock: UnixStream, tty: bool, stdin: bool) -> Result<i32> {
             Err(e) => return Err(Error::Talk(e.into())),
         };
         dec.feed(&buf[..n]);
-        while let Some(ev) = dec.next_frame::<Event>().map_err(Error::Talk)? {
-            match ev {
-                Event::Output { stream, data } => {
-                    // A closed stdout (`| head`) stops that stream only; the
-                    // container runs on, as with Docker.
-                    let (w, ok) = match stream {
-                        Stream::Stdout => (&mut out, &mut out_ok),
-                        Stream::Stderr => (&mut err, &mut err_ok),
-                    };
-                    if *ok && w.write_all(&data).is_err() {
-                        *ok = false;
-                    }
+        while let Some(body) = dec.next_body().map_err(Error::Talk)? {
+            if let Some((stream, data)) = frame::decode_output(body) {
+                // A closed stdout (`| head`) stops that stream only; the
+                // container runs on, as with Docker.
+                let (w, ok) = match stream {
+                    Stream::Stdout => (&mut out, &mut out_ok),
+                    Stream::Stderr => (&mut err, &mut err_ok),
+                };
+                if *ok && w.write_all(data).is_err() {
+                    *ok = false;
                 }
+                continue;
+            }
+            match frame::decode::<Event>(body).map_err(Error::Talk)? {
                 Event::Exited { exit_code, .. } => code = Some(exit_code),
                 Event::Error(m) => eprintln!("hind: {m}"),
                 _ => {}

@@ -161,7 +161,12 @@ struct Pipes {
 }
 
 fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("create pipe")
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("create pipe")?;
+    // A 1 MiB pipe (the default pipe-max-size) instead of 64 KiB: a chatty
+    // container blocks less often and the shim reads bigger chunks. Best
+    // effort: a lower limit or a full quota just keeps the default.
+    let _ = nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    Ok((r, w))
 }
 
 fn stdio(terminal: bool, open_stdin: bool) -> anyhow::Result<Pipes> {

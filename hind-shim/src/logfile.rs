@@ -69,9 +69,7 @@ impl LogFile {
     /// Appends `data` as entries stamped `time`, and writes them out.
     pub fn write(&mut self, stream: Stream, data: &[u8], time: &str) -> Result<()> {
         self.buf.clear();
-        for line in data.split_inclusive(|b| *b == b'\n') {
-            encode_entry(&mut self.buf, line, stream.name(), time);
-        }
+        encode_chunk(&mut self.buf, data, stream.name(), time);
         if let Some(max) = self.opts.max_size {
             if self.size > 0 && self.size + self.buf.len() as u64 > max {
                 self.rotate()?;
@@ -106,54 +104,107 @@ impl LogFile {
     }
 }
 
-/// Appends one JSON entry. Invalid UTF-8 becomes U+FFFD, as Go's encoder
-/// does for Docker.
-pub fn encode_entry(out: &mut Vec<u8>, text: &[u8], stream: &str, time: &str) {
-    out.extend_from_slice(b"{\"log\":\"");
-    for chunk in text.utf8_chunks() {
-        escape_into(out, chunk.valid());
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice("\u{fffd}".as_bytes());
+/// What each byte becomes inside a JSON string: 0 = itself, 1 = `\u00XX`,
+/// anything else = that byte after a backslash.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = 1;
+        i += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Appends the entries for one chunk of output: one per line, the last
+/// one without a newline if the chunk ends mid-line. One pass over the
+/// bytes with a table lookup each; valid UTF-8 (the usual case) is
+/// checked once for the whole chunk.
+pub fn encode_chunk(out: &mut Vec<u8>, data: &[u8], stream: &str, time: &str) {
+    if std::str::from_utf8(data).is_err() {
+        for line in data.split_inclusive(|b| *b == b'\n') {
+            let mut clean = Vec::with_capacity(line.len());
+            for chunk in line.utf8_chunks() {
+                clean.extend_from_slice(chunk.valid().as_bytes());
+                if !chunk.invalid().is_empty() {
+                    clean.extend_from_slice("\u{fffd}".as_bytes());
+                }
+            }
+            encode_chunk(out, &clean, stream, time);
+        }
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const HEAD: &[u8] = b"{\"log\":\"";
+    let mut tail = Vec::with_capacity(40 + time.len());
+    tail.extend_from_slice(b"\",\"stream\":\"");
+    tail.extend_from_slice(stream.as_bytes());
+    tail.extend_from_slice(b"\",\"time\":\"");
+    tail.extend_from_slice(time.as_bytes());
+    tail.extend_from_slice(b"\"}\n");
+
+    out.reserve(data.len() + data.len() / 8 + 64);
+    let mut open = false;
+    let mut run = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if !open {
+            out.extend_from_slice(HEAD);
+            open = true;
+            run = i;
+        }
+        let e = ESCAPE[b as usize];
+        if e == 0 {
+            continue;
+        }
+        out.extend_from_slice(&data[run..i]);
+        run = i + 1;
+        if e == 1 {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 15) as usize]);
+        } else {
+            out.push(b'\\');
+            out.push(e);
+        }
+        if b == b'\n' {
+            out.extend_from_slice(&tail);
+            open = false;
         }
     }
-    out.extend_from_slice(b"\",\"stream\":\"");
-    out.extend_from_slice(stream.as_bytes());
-    out.extend_from_slice(b"\",\"time\":\"");
-    out.extend_from_slice(time.as_bytes());
-    out.extend_from_slice(b"\"}\n");
-}
-
-fn escape_into(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 15) as usize]);
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
-        start = i + 1;
+    if open {
+        out.extend_from_slice(&data[run..]);
+        out.extend_from_slice(&tail);
     }
-    out.extend_from_slice(&bytes[start..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn valid_utf8_chunks_split_per_line() {
+        let mut out = Vec::new();
+        encode_chunk(&mut out, "x\n\té\\\u{7}\nend".as_bytes(), "stderr", "T");
+        let text = String::from_utf8(out).unwrap();
+        let logs: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["log"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(logs, vec!["x\n", "\té\\\u{7}\n", "end"]);
+        let mut empty = Vec::new();
+        encode_chunk(&mut empty, b"", "stdout", "T");
+        assert!(empty.is_empty());
+    }
 
     #[test]
     fn rotation_keeps_an_old_file() {
@@ -181,9 +232,7 @@ mod tests {
     #[test]
     fn entries_are_json_lines() {
         let mut out = Vec::new();
-        for line in b"a\"b\n\x01\xff tail".split_inclusive(|b| *b == b'\n') {
-            encode_entry(&mut out, line, "stdout", "T");
-        }
+        encode_chunk(&mut out, b"a\"b\n\x01\xff tail", "stdout", "T");
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);

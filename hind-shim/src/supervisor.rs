@@ -127,6 +127,7 @@ pub struct Supervisor {
     stop: Option<Instant>,
     /// Kept between reads; allocated on first output.
     read_buf: Vec<u8>,
+    frame_buf: Vec<u8>,
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -174,6 +175,7 @@ impl Supervisor {
             exit: None,
             stop: None,
             read_buf: Vec::new(),
+            frame_buf: Vec::new(),
         })
     }
 
@@ -268,6 +270,20 @@ impl Supervisor {
         )?;
         self.clients[idx] = Some(Client::new(sock));
         Ok(idx)
+    }
+
+    /// Sends a chunk of output to the attached clients, encoded once.
+    fn broadcast_output(&mut self, stream: Stream, data: &[u8]) {
+        let mut frame = std::mem::take(&mut self.frame_buf);
+        frame.clear();
+        frame::encode_output(&mut frame, stream, data);
+        for c in self.clients.iter_mut().flatten() {
+            if c.attached && !c.gone {
+                c.out.extend_from_slice(&frame);
+                c.flush();
+            }
+        }
+        self.frame_buf = frame;
     }
 
     /// Sends `ev` to the clients that asked for the container's streams
@@ -436,10 +452,7 @@ impl Supervisor {
                         if let Err(e) = self.log.write(stream, &buf[..n], &time) {
                             log::error!("{e}");
                         }
-                        self.broadcast(&Event::Output {
-                            stream,
-                            data: buf[..n].to_vec(),
-                        });
+                        self.broadcast_output(stream, &buf[..n]);
                     }
                     Err(nix::Error::EAGAIN) => o.ready = false,
                     Err(nix::Error::EINTR) => {}

@@ -35,7 +35,7 @@ pub enum Request {
     Attach {
         stdin: bool,
     },
-    Stdin(Vec<u8>),
+    Stdin(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The client's stdin reached EOF: close the container's stdin.
     StdinClose,
     Resize {

@@ -6,6 +6,10 @@ use std::io::{self, Read, Write};
 
 use serde::{de::DeserializeOwned, Serialize};
 
+#[cfg(test)]
+use crate::control::Event;
+use crate::control::Stream;
+
 /// Upper bound on one frame; output is sent in chunks far below this, so a
 /// larger prefix means a confused or hostile peer.
 pub const MAX_FRAME: usize = 8 << 20;
@@ -96,15 +100,15 @@ pub struct Decoder {
 impl Decoder {
     /// Appends received bytes.
     pub fn feed(&mut self, data: &[u8]) {
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
             self.pos = 0;
         }
         self.buf.extend_from_slice(data);
     }
 
-    /// Returns the next complete message, if one is buffered.
-    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+    /// Returns the body of the next complete frame, if one is buffered.
+    pub fn next_body(&mut self) -> Result<Option<&[u8]>> {
         let avail = &self.buf[self.pos..];
         if avail.len() < 4 {
             return Ok(None);
@@ -116,17 +120,80 @@ impl Decoder {
         if avail.len() < 4 + len {
             return Ok(None);
         }
-        let msg = decode(&avail[4..4 + len])?;
+        let start = self.pos + 4;
         self.pos += 4 + len;
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        } else if self.pos > 64 * 1024 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        Ok(Some(msg))
+        Ok(Some(&self.buf[start..start + len]))
     }
+
+    /// Returns the next complete message, if one is buffered.
+    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        match self.next_body()? {
+            Some(body) => Ok(Some(decode(body)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The output path carries hundreds of MB: its frames are written and read
+/// by hand here, byte for byte what bincode makes of
+/// `Event::Output { stream, data }` (checked by a test), because bincode's
+/// serde path goes through the data a byte at a time.
+const OUTPUT_VARIANT: u8 = 3;
+
+fn put_varint(out: &mut Vec<u8>, n: u64) {
+    if n < 251 {
+        out.push(n as u8);
+    } else if n <= u16::MAX as u64 {
+        out.push(251);
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+    } else if n <= u32::MAX as u64 {
+        out.push(252);
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+}
+
+fn get_varint(b: &[u8]) -> Option<(u64, usize)> {
+    match *b.first()? {
+        n @ 0..=250 => Some((n as u64, 1)),
+        251 => Some((u16::from_le_bytes(b.get(1..3)?.try_into().ok()?) as u64, 3)),
+        252 => Some((u32::from_le_bytes(b.get(1..5)?.try_into().ok()?) as u64, 5)),
+        253 => Some((u64::from_le_bytes(b.get(1..9)?.try_into().ok()?), 9)),
+        _ => None,
+    }
+}
+
+/// Appends an `Event::Output` frame.
+pub fn encode_output(out: &mut Vec<u8>, stream: Stream, data: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.push(OUTPUT_VARIANT);
+    out.push(match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    });
+    put_varint(out, data.len() as u64);
+    out.extend_from_slice(data);
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Reads an `Event::Output` body without copying its data; `None` for any
+/// other event.
+pub fn decode_output(body: &[u8]) -> Option<(Stream, &[u8])> {
+    if body.first() != Some(&OUTPUT_VARIANT) {
+        return None;
+    }
+    let stream = match body.get(1)? {
+        0 => Stream::Stdout,
+        1 => Stream::Stderr,
+        _ => return None,
+    };
+    let (len, n) = get_varint(&body[2..])?;
+    let data = body.get(2 + n..2 + n + len as usize)?;
+    (2 + n + data.len() == body.len()).then_some((stream, data))
 }
 
 #[cfg(test)]
@@ -154,6 +221,30 @@ mod tests {
     fn blocking_read_reports_clean_eof() {
         let mut empty: &[u8] = &[];
         assert!(matches!(read::<u32, _>(&mut empty), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn output_fast_path_is_bincode() {
+        for n in [0usize, 10, 250, 251, 65535, 65536, 70000] {
+            let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                let mut fast = Vec::new();
+                encode_output(&mut fast, stream, &data);
+                let slow = encode(&Event::Output {
+                    stream,
+                    data: data.clone(),
+                })
+                .unwrap();
+                assert_eq!(fast, slow, "n={n}");
+                assert_eq!(decode_output(&fast[4..]), Some((stream, &data[..])));
+            }
+        }
+        let other = encode(&Event::Exited {
+            exit_code: 3,
+            oom_killed: false,
+        })
+        .unwrap();
+        assert_eq!(decode_output(&other[4..]), None);
     }
 
     #[test]
