@@ -95,6 +95,37 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Attach to a running container's stdio.
     Attach(AttachArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open and forward it.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Start it and return at once.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set an environment variable (K=V, or K to copy this shell's value).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User inside the container: NAME|UID[:GROUP|GID].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Give the process all capabilities.
+    #[arg(long)]
+    pub privileged: bool,
+    pub container: String,
+    /// Command and arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

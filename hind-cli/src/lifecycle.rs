@@ -4,6 +4,7 @@
 //! changes the record (under its lock) when it does not.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
@@ -12,7 +13,7 @@ use protocol::paths::Layout;
 use protocol::record::{self, LifeLock, Status};
 
 use crate::cli::{
-    AttachArgs, Containers, InspectArgs, KillArgs, PsArgs, RmArgs, StartArgs, StopArgs,
+    AttachArgs, Containers, ExecArgs, InspectArgs, KillArgs, PsArgs, RmArgs, StartArgs, StopArgs,
 };
 use crate::store::{self, Container};
 use crate::{attach, client, format, inspect, shim};
@@ -146,9 +147,15 @@ fn stop_one(layout: &Layout, c: &Container, signal: i32, timeout: u32) -> anyhow
     }
     let mut s = match client::connect(layout, &c.id) {
         Ok(s) => s,
-        // It stopped between our look and our connect.
-        Err(_) if !record::shim_alive(&c.dir) => return Ok(()),
-        Err(e) => return Err(e.into()),
+        // It is stopping or stopped between our look and our connect: the
+        // shim removes its socket just before it exits.
+        Err(e) => {
+            return if wait_shim_gone(c, Duration::from_secs(5)) {
+                Ok(())
+            } else {
+                Err(e.into())
+            }
+        }
     };
     client::send(
         &mut s,
@@ -162,6 +169,18 @@ fn stop_one(layout: &Layout, c: &Container, signal: i32, timeout: u32) -> anyhow
     // The shim closes the socket once the record is final; wait for that.
     let _ = std::io::Read::read(&mut s, &mut [0u8; 1]);
     Ok(())
+}
+
+/// Waits until no shim holds the container's life lock.
+fn wait_shim_gone(c: &Container, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while record::shim_alive(&c.dir) {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 fn stop_signal(c: &Container, flag: Option<&str>) -> anyhow::Result<i32> {
@@ -338,4 +357,48 @@ pub fn attach(layout: &Layout, a: AttachArgs) -> anyhow::Result<i32> {
     let stdin = c.record.open_stdin && !a.no_stdin;
     let s = attach_socket(layout, &c, stdin)?;
     Ok(attach::relay(s, c.record.tty, stdin)?)
+}
+
+/// `hind exec`: the shim starts the process (through the setns helper) and
+/// this connection carries it like a `run`: Started/Failed, output,
+/// stdin, resizes, signals, and its exit code.
+pub fn exec(layout: &Layout, a: ExecArgs) -> anyhow::Result<i32> {
+    let c = store::resolve(layout, &a.container)?;
+    if !c.running() {
+        bail!("container {} is not running", c.record.name);
+    }
+    if let Some(w) = &a.workdir {
+        if !w.starts_with('/') {
+            bail!("invalid --workdir {w:?}: must be an absolute path");
+        }
+    }
+    let mut env = Vec::new();
+    for e in &a.env {
+        match e.split_once('=') {
+            Some(("", _)) => bail!("invalid --env {e:?}: empty name"),
+            Some(_) => env.push(e.clone()),
+            None => {
+                if let Ok(v) = std::env::var(e) {
+                    env.push(format!("{e}={v}"));
+                }
+            }
+        }
+    }
+    let req = protocol::control::ExecRequest {
+        args: a.command.clone(),
+        env,
+        cwd: a.workdir.clone(),
+        user: a.user.clone(),
+        tty: a.tty,
+        stdin: a.interactive && !a.detach,
+        console_size: if a.tty { attach::window_size() } else { None },
+        privileged: a.privileged,
+    };
+    let mut s = client::connect(layout, &c.id)?;
+    client::send(&mut s, &c.id, &Request::Exec(Box::new(req)))?;
+    attach::wait_started(&mut s)?;
+    if a.detach {
+        return Ok(0);
+    }
+    Ok(attach::relay(s, a.tty, a.interactive)?)
 }

@@ -258,8 +258,34 @@ pub fn logs(layout: &Layout, a: LogsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Reads what `file` has beyond what was read, printing whole entries.
+fn drain(
+    file: &mut File,
+    pending: &mut Vec<u8>,
+    buf: &mut [u8],
+    p: &mut Printer,
+) -> io::Result<()> {
+    loop {
+        let n = file.read(buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        pending.extend_from_slice(&buf[..n]);
+        let mut start = 0;
+        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+            if let Some(e) = parse(&pending[start..start + nl + 1]) {
+                p.print(&e)?;
+            }
+            start += nl + 1;
+        }
+        pending.drain(..start);
+    }
+}
+
 /// Prints what is appended to `log` until the shim closes `sock`, then
-/// drains the rest. Follows a rotation by reopening the path.
+/// drains the rest. After rotations it reads, in order, every rotated file
+/// newer than the one it was reading (several may have rotated between two
+/// looks), then the new current file.
 fn follow_file(
     log: &Path,
     current: Option<File>,
@@ -277,34 +303,30 @@ fn follow_file(
     let mut buf = vec![0u8; 256 * 1024];
     let mut done = false;
     loop {
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            pending.extend_from_slice(&buf[..n]);
-            let mut start = 0;
-            while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-                if let Some(e) = parse(&pending[start..start + nl + 1]) {
-                    p.print(&e)?;
+        drain(&mut file, &mut pending, &mut buf, p)?;
+        let ino = file.metadata()?.ino();
+        if std::fs::metadata(log).map(|m| m.ino()).ok() != Some(ino) {
+            // Rotated files, oldest first; ours is among them unless it
+            // has already been deleted, in which case all are newer.
+            let chain = files(log);
+            let rotated = &chain[..chain.len() - 1];
+            let ours = rotated
+                .iter()
+                .position(|f| std::fs::metadata(f).map(|m| m.ino()).ok() == Some(ino));
+            let newer = ours.map_or(0, |i| i + 1);
+            for f in &rotated[newer..] {
+                if let Ok(mut g) = File::open(f) {
+                    pending.clear();
+                    drain(&mut g, &mut pending, &mut buf, p)?;
                 }
-                start += nl + 1;
             }
-            pending.drain(..start);
-        }
-        p.flush()?;
-        // Rotated: finish the old file (done above), continue with the new.
-        let rotated = match (std::fs::metadata(log), file.metadata()) {
-            (Ok(path_md), Ok(fd_md)) => path_md.ino() != fd_md.ino(),
-            _ => false,
-        };
-        if rotated {
             if let Ok(f) = File::open(log) {
                 file = f;
                 pending.clear();
                 continue;
             }
         }
+        p.flush()?;
         if done {
             return Ok(());
         }

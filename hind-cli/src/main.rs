@@ -47,7 +47,7 @@ fn main() {
         }
     };
     let layout = Layout::new(&cli.root);
-    let is_run = matches!(cli.command, cli::Command::Run(_));
+    let is_run = matches!(cli.command, cli::Command::Run(_) | cli::Command::Exec(_));
     let result = if !nix::unistd::geteuid().is_root() {
         Err(anyhow::anyhow!(
             "hind needs root (rootless mode is not supported yet)"
@@ -65,6 +65,7 @@ fn main() {
             cli::Command::Rm(a) => lifecycle::rm(&layout, a),
             cli::Command::Inspect(a) => lifecycle::inspect(&layout, a),
             cli::Command::Attach(a) => lifecycle::attach(&layout, a),
+            cli::Command::Exec(a) => lifecycle::exec(&layout, a),
         }
     };
     match result {

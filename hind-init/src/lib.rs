@@ -4,6 +4,7 @@
 //! the user's command exists, in one thread, and reports the first failure
 //! over that socket with the exit code the CLI should give (125, 126, 127).
 
+pub mod exec;
 pub mod process;
 pub mod rootfs;
 pub mod sys;
@@ -27,12 +28,15 @@ pub enum Error {
     Rootfs(#[from] rootfs::Error),
     #[error(transparent)]
     Process(#[from] process::Error),
+    #[error(transparent)]
+    Exec(#[from] exec::Error),
 }
 
 impl Error {
     fn exit_code(&self) -> i32 {
         match self {
             Error::Process(e) => e.exit_code(),
+            Error::Exec(e) => e.exit_code(),
             _ => EXIT_ENGINE,
         }
     }
@@ -73,6 +77,7 @@ pub fn main() {
 fn run(sock: &mut UnixStream) -> Result<std::convert::Infallible, Error> {
     let cfg: InitConfig = match frame::read(sock).map_err(Error::ReadConfig)? {
         ToInit::Config(c) => *c,
+        ToInit::Exec(c) => return Ok(exec::run(sock, *c)?),
         other => {
             return Err(Error::UnexpectedMessage {
                 expected: "Config",

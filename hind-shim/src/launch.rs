@@ -14,7 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use protocol::frame;
-use protocol::init::{FromInit, InitConfig, ToInit, INIT_SOCKET_FD};
+use protocol::init::{ExecConfig, FromInit, InitConfig, ToInit, INIT_SOCKET_FD};
 use protocol::EXIT_ENGINE;
 use sendfd::RecvWithFd;
 
@@ -132,6 +132,12 @@ fn handshake(mut sock: UnixStream, cfg: &InitConfig, pid: Pid) -> Result<Created
             FromInit::Failed { message, exit_code } => {
                 return Err(Error::Init { message, exit_code })
             }
+            FromInit::ExecPid(_) => {
+                return Err(Error::UnexpectedMessage {
+                    expected: "Created",
+                    received: "ExecPid".into(),
+                })
+            }
         }
     }
     Ok(Created {
@@ -166,6 +172,61 @@ impl Receiver {
                 return Err(Error::InitDied);
             }
             self.dec.feed(&buf[..n]);
+        }
+    }
+}
+
+/// Runs the setns helper for one `hind exec` and walks the process it
+/// forks inside the container up to its exec. Returns its pid (a child of
+/// this shim) and, with a terminal, its pty master.
+pub fn exec(cfg: &ExecConfig, stdio: ChildStdio, init: &Path) -> Result<(Pid, Option<OwnedFd>)> {
+    let (parent_sock, child_sock) = UnixStream::pair().map_err(Error::SocketPair)?;
+    let path = CString::new(init.as_os_str().as_bytes()).expect("no NUL in path");
+    let name = c"hind-init";
+    let args = ExecArgs {
+        argv: [name.as_ptr(), std::ptr::null()],
+        envp: [std::ptr::null()],
+        path,
+    };
+    let helper = clone_init(CloneFlags::empty(), &stdio, child_sock.as_raw_fd(), &args)?;
+    drop(child_sock);
+    drop(stdio);
+    let mut sock = parent_sock;
+    let mut pid = None;
+    let mut pty = None;
+    let result = (|| {
+        frame::write(&mut sock, &ToInit::Exec(Box::new(cfg.clone()))).map_err(Error::Talk)?;
+        let mut rx = Receiver::default();
+        loop {
+            match rx.recv(&mut sock, &mut pty)? {
+                FromInit::ExecPid(p) => pid = Some(Pid::from_raw(p)),
+                FromInit::PtyMaster if pty.is_none() => return Err(Error::NoPtyFd),
+                FromInit::PtyMaster => {}
+                FromInit::Created => break,
+                FromInit::Failed { message, exit_code } => {
+                    return Err(Error::Init { message, exit_code })
+                }
+            }
+        }
+        let pid = pid.ok_or(Error::InitDied)?;
+        let mut created = Created {
+            pid,
+            sock,
+            pty_master: None,
+        };
+        start(&mut created)?;
+        Ok(pid)
+    })();
+    // The helper exits right after its fork; reap it here so it never
+    // lingers as a zombie.
+    let _ = waitpid(helper, None);
+    match result {
+        Ok(pid) => Ok((pid, pty)),
+        Err(e) => {
+            if let Some(p) = pid {
+                let _ = kill(p, Signal::SIGKILL);
+            }
+            Err(e)
         }
     }
 }

@@ -257,6 +257,59 @@ fn mark_running(dir: &Path, pid: nix::unistd::Pid, restarts: u32) -> record::Res
     })
 }
 
+/// The setns helper's orders for one `hind exec`: the container's
+/// namespaces and cgroup, its process settings with the request's on top.
+fn exec_config(
+    bundle: &spec::Bundle,
+    init_pid: nix::unistd::Pid,
+    cgroups: &[PathBuf],
+    req: &protocol::control::ExecRequest,
+) -> protocol::init::ExecConfig {
+    use nix::sched::CloneFlags;
+    let mut p = bundle.init.process.clone();
+    p.args = req.args.clone();
+    p.terminal = req.tty;
+    p.console_size = req.console_size;
+    for e in &req.env {
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        p.env
+            .retain(|x| x.split_once('=').map(|(k, _)| k) != Some(key));
+        p.env.push(e.clone());
+    }
+    if req.tty && !p.env.iter().any(|e| e.starts_with("TERM=")) {
+        p.env.push("TERM=xterm".into());
+    }
+    if let Some(cwd) = &req.cwd {
+        p.cwd = PathBuf::from(cwd);
+    }
+    let flags = bundle.clone_flags;
+    let mut namespaces = Vec::new();
+    for (f, name) in [
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWPID, "pid"),
+    ] {
+        if flags.contains(f) {
+            namespaces.push(name.to_string());
+        }
+    }
+    if bundle.init.new_cgroup_ns {
+        namespaces.push("cgroup".into());
+    }
+    // The mount namespace last: joining it changes what paths mean.
+    if flags.contains(CloneFlags::CLONE_NEWNS) {
+        namespaces.push("mnt".into());
+    }
+    protocol::init::ExecConfig {
+        init_pid: init_pid.as_raw(),
+        namespaces,
+        cgroups: cgroups.to_vec(),
+        process: p,
+        user: req.user.clone(),
+    }
+}
+
 /// Back-off before restart number `n` (from 0): 100 ms doubling, at most a
 /// minute, back to 100 ms when the last run lasted 10 s or more (Docker's).
 fn backoff(n: u32, ran: Duration) -> Duration {
@@ -329,8 +382,33 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
 
     let mut restarts = 0;
     let mut started_at = Instant::now();
+    let cgroup_dirs: Vec<PathBuf> = protocol::cgroupfs::hierarchy_roots()
+        .into_iter()
+        .map(|r| {
+            r.join(
+                bundle
+                    .cgroups_path
+                    .strip_prefix("/")
+                    .unwrap_or(&bundle.cgroups_path),
+            )
+        })
+        .filter(|d| d.is_dir())
+        .collect();
+    let init_path = launch::init_path();
     let (exit, oom_killed) = loop {
-        let exit = match sup.run() {
+        let current = sup.pid();
+        let mut exec = |req: &protocol::control::ExecRequest| {
+            let pid =
+                current.ok_or_else(|| ("the container is not running".to_string(), EXIT_ENGINE))?;
+            let cfg = exec_config(&bundle, pid, &cgroup_dirs, req);
+            let pipes = stdio(req.tty, req.stdin).map_err(|e| (chain(&e), EXIT_ENGINE))?;
+            let mut io = pipes.io;
+            let (pid, pty) = launch::exec(&cfg, pipes.child, &init_path)
+                .map_err(|e| (e.to_string(), e.exit_code()))?;
+            io.pty = pty;
+            Ok((pid, io))
+        };
+        let exit = match sup.run(&mut exec) {
             Ok(x) => x,
             Err(e) => {
                 // The loop itself broke: the container must not outlive

@@ -70,15 +70,45 @@ impl LogFile {
     pub fn write(&mut self, stream: Stream, data: &[u8], time: &str) -> Result<()> {
         self.buf.clear();
         encode_chunk(&mut self.buf, data, stream.name(), time);
-        if let Some(max) = self.opts.max_size {
-            if self.size > 0 && self.size + self.buf.len() as u64 > max {
+        let Some(max) = self.opts.max_size else {
+            let buf = std::mem::take(&mut self.buf);
+            let result = self.append(&buf);
+            self.buf = buf;
+            return result;
+        };
+        // Rotation is decided per entry, so one big read cannot carry the
+        // file past max-size (an entry larger than max-size gets a file of
+        // its own).
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.write_rotating(&buf, max);
+        self.buf = buf;
+        result
+    }
+
+    fn write_rotating(&mut self, buf: &[u8], max: u64) -> Result<()> {
+        let (mut start, mut pos) = (0, 0);
+        while pos < buf.len() {
+            let next = buf[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(buf.len(), |i| pos + i + 1);
+            let before = self.size + (pos - start) as u64;
+            if before > 0 && before + (next - pos) as u64 > max {
+                self.append(&buf[start..pos])?;
+                start = pos;
                 self.rotate()?;
             }
+            pos = next;
         }
-        self.size += self.buf.len() as u64;
+        self.append(&buf[start..pos])
+    }
+
+    fn append(&mut self, data: &[u8]) -> Result<()> {
         self.file
-            .write_all(&self.buf)
-            .map_err(|e| Error::Write(self.path.clone(), e))
+            .write_all(data)
+            .map_err(|e| Error::Write(self.path.clone(), e))?;
+        self.size += data.len() as u64;
+        Ok(())
     }
 
     fn rotate(&mut self) -> Result<()> {
@@ -204,6 +234,26 @@ mod tests {
         let mut empty = Vec::new();
         encode_chunk(&mut empty, b"", "stdout", "T");
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn rotation_splits_a_big_chunk() {
+        let d = std::env::temp_dir().join(format!("hind-log-big-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("c.log");
+        let opts = LogOptions {
+            max_size: Some(1024),
+            max_file: 3,
+        };
+        let mut l = LogFile::open(&p, opts).unwrap();
+        let text: String = (0..5000).map(|i| format!("{i}\n")).collect();
+        l.write(Stream::Stdout, text.as_bytes(), "T").unwrap();
+        for f in [p.clone(), rotated(&p, 1), rotated(&p, 2)] {
+            assert!(std::fs::metadata(&f).unwrap().len() <= 1024, "{f:?}");
+        }
+        assert!(!rotated(&p, 3).exists());
+        assert!(std::fs::read_to_string(&p).unwrap().contains("\"4999\\n\""));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

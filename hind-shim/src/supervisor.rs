@@ -1,10 +1,14 @@
 //! The shim's event loop: one thread, one mio poll over the control socket,
-//! the container's output (pipes or pty master), its stdin, the clients and
-//! a signal-hook pipe for SIGCHLD. Output goes to the log file first, then
-//! to attached clients, each with a bounded buffer: while a client's buffer
-//! is over the mark the loop stops reading the container's output (the
-//! container then blocks in write), so an attached client never loses bytes
-//! and the shim's memory stays bounded. The loop never blocks on a client.
+//! the output (pipes or pty master) and stdin of every process it
+//! supervises, the clients, and a signal-hook pipe for SIGCHLD.
+//!
+//! The processes are the container's init and any `hind exec` processes.
+//! Init's output goes to the log file first, then to attached clients; an
+//! exec's output goes to the client that asked for it only. Each client has
+//! a bounded buffer: while one is over the mark, the loop stops reading the
+//! output that feeds it (the process then blocks in write), so a client
+//! never loses bytes and the shim's memory stays bounded. The loop never
+//! blocks on a client.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,22 +20,24 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use protocol::control::{Event, Hello, Request, Stream};
+use protocol::control::{Event, ExecRequest, Hello, Request, Stream};
 use protocol::{frame, PROTOCOL_VERSION};
 
 use crate::logfile::LogFile;
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
-const STDOUT: Token = Token(2);
-const STDERR: Token = Token(3);
-const STDIN: Token = Token(4);
-const FIRST_CLIENT: usize = 16;
+/// Process slot `s` owns tokens `PROC_BASE + 4s + {0: stdout, 1: stderr,
+/// 2: stdin}`; clients start at `CLIENT_BASE`.
+const PROC_BASE: usize = 16;
+const CLIENT_BASE: usize = 1 << 20;
+/// Slot of the container's init.
+const INIT: usize = 0;
 
 /// Above this many queued bytes for one client, output reading pauses.
 const HIGH_WATER: usize = 1 << 20;
-/// How long to keep draining output after init exited, for bytes still in
-/// flight from processes that held the pipes.
+/// How long to keep draining output after a process exited, for bytes
+/// still in flight from processes that held its pipes.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -43,6 +49,44 @@ struct Output {
     pty: bool,
 }
 
+/// The stdio of a process as the shim holds it.
+pub struct Io {
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub stdin: Option<OwnedFd>,
+    /// With a terminal: the master, both output and input.
+    pub pty: Option<OwnedFd>,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Exit {
+    pub code: i32,
+}
+
+struct Proc {
+    pid: Pid,
+    outputs: [Option<Output>; 2],
+    stdin: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    stdin_close: bool,
+    pty: Option<OwnedFd>,
+    exit: Option<(Exit, Instant)>,
+    /// The client an exec belongs to; `None` for init, whose output is
+    /// logged and goes to every attached client.
+    owner: Option<usize>,
+}
+
+impl Proc {
+    fn stdin_fd(&self) -> Option<&OwnedFd> {
+        self.pty.as_ref().or(self.stdin.as_ref())
+    }
+
+    fn drained(&self) -> bool {
+        self.outputs.iter().all(Option::is_none)
+    }
+}
+
 struct Client {
     sock: UnixStream,
     dec: frame::Decoder,
@@ -52,6 +96,11 @@ struct Client {
     stdin: bool,
     /// Wants [`Event::Exited`] (wait, stop) without the output.
     waiter: bool,
+    /// The process slot of this client's exec, if it asked for one.
+    exec: Option<usize>,
+    /// Close the connection once everything queued is sent (an exec's
+    /// client after its `Exited`: that EOF is how the CLI knows it is done).
+    closing: bool,
     gone: bool,
 }
 
@@ -65,6 +114,8 @@ impl Client {
             attached: false,
             stdin: false,
             waiter: false,
+            exec: None,
+            closing: false,
             gone: false,
         }
     }
@@ -78,6 +129,13 @@ impl Client {
             return;
         }
         if frame::encode_into(ev, &mut self.out).is_ok() {
+            self.flush();
+        }
+    }
+
+    fn queue_raw(&mut self, frame: &[u8]) {
+        if !self.gone {
+            self.out.extend_from_slice(frame);
             self.flush();
         }
     }
@@ -100,34 +158,29 @@ impl Client {
         }
         self.out.clear();
         self.sent = 0;
+        if self.closing {
+            self.gone = true;
+        }
     }
 }
 
-/// How the container ended.
-#[derive(Debug, Clone, Copy)]
-pub struct Exit {
-    pub code: i32,
-}
+/// Starts an exec for a client: the shim's side of the setns helper.
+pub type ExecStarter<'a> = dyn FnMut(&ExecRequest) -> Result<(Pid, Io), (String, i32)> + 'a;
 
 pub struct Supervisor {
     poll: Poll,
     listener: UnixListener,
     signals: UnixStream,
-    /// The container's init while one runs.
-    pid: Option<Pid>,
-    outputs: Vec<Option<Output>>,
-    stdin: Option<OwnedFd>,
-    stdin_buf: Vec<u8>,
-    stdin_close: bool,
-    pty: Option<OwnedFd>,
+    procs: Vec<Option<Proc>>,
     clients: Vec<Option<Client>>,
     log: LogFile,
-    exit: Option<(Exit, Instant)>,
     /// A stop was asked for: no restart, and SIGKILL at this instant.
     stop: Option<Instant>,
     /// Kept between reads; allocated on first output.
     read_buf: Vec<u8>,
     frame_buf: Vec<u8>,
+    /// Exec requests waiting to be started by the caller of `run`.
+    exec_queue: Vec<(usize, Box<ExecRequest>)>,
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -135,14 +188,6 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
     fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
-}
-
-pub struct Io {
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
-    pub stdin: Option<OwnedFd>,
-    /// With a terminal: the master, both output and input.
-    pub pty: Option<OwnedFd>,
 }
 
 impl Supervisor {
@@ -164,18 +209,13 @@ impl Supervisor {
             poll,
             listener,
             signals,
-            pid: None,
-            outputs: vec![None, None],
-            stdin: None,
-            stdin_buf: Vec::new(),
-            stdin_close: false,
-            pty: None,
+            procs: vec![None],
             clients: Vec::new(),
             log,
-            exit: None,
             stop: None,
             read_buf: Vec::new(),
             frame_buf: Vec::new(),
+            exec_queue: Vec::new(),
         })
     }
 
@@ -192,11 +232,11 @@ impl Supervisor {
 
     /// Takes over a freshly started init and its stdio.
     pub fn attach_process(&mut self, pid: Pid, io: Io) -> io::Result<()> {
-        self.pid = Some(pid);
-        self.exit = None;
-        self.stdin_buf.clear();
-        self.stdin_close = false;
-        let mut outputs = vec![None, None];
+        self.add_proc(INIT, pid, io, None)
+    }
+
+    fn add_proc(&mut self, slot: usize, pid: Pid, io: Io, owner: Option<usize>) -> io::Result<()> {
+        let mut outputs = [None, None];
         let mut stdin = io.stdin;
         let mut pty = None;
         if let Some(master) = io.pty {
@@ -227,11 +267,12 @@ impl Supervisor {
                 }
             }
         }
+        let base = PROC_BASE + 4 * slot;
         for (i, o) in outputs.iter().enumerate() {
             if let Some(o) = o {
                 self.poll.registry().register(
                     &mut SourceFd(&o.fd.as_raw_fd()),
-                    Token(STDOUT.0 + i),
+                    Token(base + i),
                     Interest::READABLE,
                 )?;
             }
@@ -240,19 +281,54 @@ impl Supervisor {
             set_nonblocking(fd)?;
             self.poll.registry().register(
                 &mut SourceFd(&fd.as_raw_fd()),
-                STDIN,
+                Token(base + 2),
                 Interest::WRITABLE,
             )?;
         }
-        self.outputs = outputs;
-        self.stdin = stdin;
-        self.pty = pty;
+        if self.procs.len() <= slot {
+            self.procs.resize_with(slot + 1, || None);
+        }
+        self.procs[slot] = Some(Proc {
+            pid,
+            outputs,
+            stdin,
+            stdin_buf: Vec::new(),
+            stdin_close: false,
+            pty,
+            exit: None,
+            owner,
+        });
         Ok(())
+    }
+
+    fn free_slot(&mut self) -> usize {
+        match self.procs.iter().skip(1).position(Option::is_none) {
+            Some(i) => i + 1,
+            None => {
+                self.procs.push(None);
+                self.procs.len() - 1
+            }
+        }
     }
 
     /// Whether a stop was requested (the restart policy no longer applies).
     pub fn stopping(&self) -> bool {
         self.stop.is_some()
+    }
+
+    pub fn pid(&self) -> Option<Pid> {
+        self.procs[INIT].as_ref().map(|p| p.pid)
+    }
+
+    fn init_running(&self) -> Option<Pid> {
+        self.procs[INIT]
+            .as_ref()
+            .filter(|p| p.exit.is_none())
+            .map(|p| p.pid)
+    }
+
+    pub fn log(&self) -> &LogFile {
+        &self.log
     }
 
     fn add_client(&mut self, mut sock: UnixStream) -> io::Result<usize> {
@@ -265,29 +341,15 @@ impl Supervisor {
         };
         self.poll.registry().register(
             &mut sock,
-            Token(FIRST_CLIENT + idx),
+            Token(CLIENT_BASE + idx),
             Interest::READABLE | Interest::WRITABLE,
         )?;
         self.clients[idx] = Some(Client::new(sock));
         Ok(idx)
     }
 
-    /// Sends a chunk of output to the attached clients, encoded once.
-    fn broadcast_output(&mut self, stream: Stream, data: &[u8]) {
-        let mut frame = std::mem::take(&mut self.frame_buf);
-        frame.clear();
-        frame::encode_output(&mut frame, stream, data);
-        for c in self.clients.iter_mut().flatten() {
-            if c.attached && !c.gone {
-                c.out.extend_from_slice(&frame);
-                c.flush();
-            }
-        }
-        self.frame_buf = frame;
-    }
-
-    /// Sends `ev` to the clients that asked for the container's streams
-    /// (and an exit to those waiting for one).
+    /// Sends `ev` about the container to the clients that asked for its
+    /// streams (and an exit to those waiting for one).
     pub fn broadcast(&mut self, ev: &Event) {
         let exit = matches!(ev, Event::Exited { .. });
         for c in self.clients.iter_mut().flatten() {
@@ -297,37 +359,37 @@ impl Supervisor {
         }
     }
 
-    /// Runs until the container has exited and its output is drained.
-    pub fn run(&mut self) -> io::Result<Exit> {
+    /// Runs until the container's init has exited and its output is
+    /// drained, starting the execs clients ask for with `exec`.
+    pub fn run(&mut self, exec: &mut ExecStarter) -> io::Result<Exit> {
         let mut events = Events::with_capacity(64);
         // The container may have exited before the SIGCHLD handler existed.
         self.reap();
         loop {
-            if let (Some(at), Some(pid), None) = (self.stop, self.pid, self.exit) {
+            if let (Some(at), Some(pid)) = (self.stop, self.init_running()) {
                 if Instant::now() >= at {
                     let _ = kill(pid, Signal::SIGKILL);
                 }
             }
-            let deadlines = [
-                self.exit.map(|(_, t)| t + DRAIN_GRACE),
-                self.stop.filter(|_| self.exit.is_none()),
-            ];
-            let timeout = deadlines
-                .into_iter()
-                .flatten()
-                .min()
-                .map(|t| t.saturating_duration_since(Instant::now()));
+            let mut deadline = self.stop.filter(|_| self.init_running().is_some());
+            for p in self.procs.iter().flatten() {
+                if let Some((_, t)) = p.exit {
+                    let d = t + DRAIN_GRACE;
+                    deadline = Some(deadline.map_or(d, |x| x.min(d)));
+                }
+            }
+            let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
             self.poll_once(&mut events, timeout)?;
-            if let Some((exit, at)) = self.exit {
-                let drained = self.outputs.iter().all(Option::is_none);
-                if drained || at.elapsed() >= DRAIN_GRACE {
-                    for i in 0..self.outputs.len() {
-                        self.close_output(i);
+            for (client, req) in std::mem::take(&mut self.exec_queue) {
+                self.start_exec(client, &req, exec);
+            }
+            self.finish_execs();
+            if let Some(p) = &self.procs[INIT] {
+                if let Some((exit, at)) = p.exit {
+                    if p.drained() || at.elapsed() >= DRAIN_GRACE {
+                        self.close_proc(INIT);
+                        return Ok(exit);
                     }
-                    self.pty = None;
-                    self.stdin = None;
-                    self.pid = None;
-                    return Ok(exit);
                 }
             }
         }
@@ -346,6 +408,14 @@ impl Supervisor {
                 &mut events,
                 Some(end.saturating_duration_since(Instant::now())),
             )?;
+            for (client, _) in std::mem::take(&mut self.exec_queue) {
+                if let Some(Some(c)) = self.clients.get_mut(client) {
+                    c.queue(&Event::Failed {
+                        message: "the container is not running".into(),
+                        exit_code: protocol::EXIT_ENGINE,
+                    });
+                }
+            }
         }
         Ok(self.stop.is_none())
     }
@@ -357,23 +427,25 @@ impl Supervisor {
             }
             return Err(e);
         }
-        {
-            for ev in events.iter() {
-                match ev.token() {
-                    LISTENER => self.accept(),
-                    SIGNALS => self.reap(),
-                    STDOUT | STDERR => {
-                        if let Some(o) = &mut self.outputs[ev.token().0 - STDOUT.0] {
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => self.accept(),
+                SIGNALS => self.reap(),
+                Token(t) if t >= CLIENT_BASE => self.client_event(t - CLIENT_BASE),
+                Token(t) => {
+                    let (slot, k) = ((t - PROC_BASE) / 4, (t - PROC_BASE) % 4);
+                    if k == 2 {
+                        self.flush_stdin(slot);
+                    } else if let Some(Some(p)) = self.procs.get_mut(slot) {
+                        if let Some(o) = &mut p.outputs[k] {
                             o.ready = true;
                         }
                     }
-                    STDIN => self.flush_stdin(),
-                    Token(t) => self.client_event(t - FIRST_CLIENT),
                 }
             }
-            self.pump_outputs();
-            self.drop_gone_clients();
         }
+        self.pump_outputs();
+        self.drop_gone_clients();
         Ok(())
     }
 
@@ -381,9 +453,7 @@ impl Supervisor {
         loop {
             match self.listener.accept() {
                 Ok((sock, _)) => {
-                    if self.add_client(sock).is_err() {
-                        continue;
-                    }
+                    let _ = self.add_client(sock);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
@@ -395,116 +465,215 @@ impl Supervisor {
         let mut buf = [0u8; 64];
         while matches!(self.signals.read(&mut buf), Ok(n) if n > 0) {}
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if Some(pid) == self.pid => {
-                    self.exit = Some((Exit { code }, Instant::now()));
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) if Some(pid) == self.pid => {
-                    self.exit = Some((
-                        Exit {
-                            code: 128 + sig as i32,
-                        },
-                        Instant::now(),
-                    ));
-                }
+            let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(_) => {}
+                Ok(_) => continue,
+            };
+            // Children that are not a process of ours (the exec helper,
+            // which exits once it has forked) are just reaped.
+            if let Some(p) = self.procs.iter_mut().flatten().find(|p| p.pid == pid) {
+                p.exit = Some((Exit { code }, Instant::now()));
             }
         }
     }
 
-    /// Reads container output while it is available and no attached client
-    /// is over its high-water mark.
+    /// Reports and forgets exec processes that exited and drained.
+    fn finish_execs(&mut self) {
+        for slot in 1..self.procs.len() {
+            let Some(p) = &self.procs[slot] else { continue };
+            let Some((exit, at)) = p.exit else { continue };
+            if !p.drained() && at.elapsed() < DRAIN_GRACE {
+                continue;
+            }
+            let owner = p.owner;
+            self.close_proc(slot);
+            self.procs[slot] = None;
+            if let Some(Some(c)) = owner.and_then(|o| self.clients.get_mut(o)) {
+                c.exec = None;
+                c.closing = true;
+                c.queue(&Event::Exited {
+                    exit_code: exit.code,
+                    oom_killed: false,
+                });
+            }
+        }
+    }
+
+    fn start_exec(&mut self, client: usize, req: &ExecRequest, exec: &mut ExecStarter) {
+        let result = if self.init_running().is_none() {
+            Err((
+                "the container is not running".to_string(),
+                protocol::EXIT_ENGINE,
+            ))
+        } else {
+            exec(req)
+        };
+        let slot = self.free_slot();
+        let ev = match result {
+            Ok((pid, io)) => match self.add_proc(slot, pid, io, Some(client)) {
+                Ok(()) => {
+                    if let Some(Some(c)) = self.clients.get_mut(client) {
+                        c.exec = Some(slot);
+                        c.stdin = req.stdin;
+                    }
+                    Event::Started { pid: pid.as_raw() }
+                }
+                Err(e) => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    Event::Failed {
+                        message: format!("supervise the exec process: {e}"),
+                        exit_code: protocol::EXIT_ENGINE,
+                    }
+                }
+            },
+            Err((message, exit_code)) => Event::Failed { message, exit_code },
+        };
+        if let Some(Some(c)) = self.clients.get_mut(client) {
+            c.queue(&ev);
+        }
+    }
+
+    /// Whether the clients fed by process `slot` can take more output.
+    fn can_feed(&self, slot: usize) -> bool {
+        let owner = self.procs[slot].as_ref().and_then(|p| p.owner);
+        !self.clients.iter().enumerate().any(|(i, c)| {
+            c.as_ref().is_some_and(|c| {
+                let fed = match owner {
+                    None => c.attached,
+                    Some(o) => o == i,
+                };
+                fed && c.pending() > HIGH_WATER
+            })
+        })
+    }
+
+    /// Reads output while it is available and its clients keep up.
     fn pump_outputs(&mut self) {
         let mut buf = std::mem::take(&mut self.read_buf);
         if buf.is_empty() {
             buf = vec![0u8; READ_CHUNK];
         }
-        self.pump_with(&mut buf);
-        self.read_buf = buf;
-    }
-
-    fn pump_with(&mut self, buf: &mut [u8]) {
         loop {
             let mut progressed = false;
-            for i in 0..self.outputs.len() {
-                if self
-                    .clients
-                    .iter()
-                    .flatten()
-                    .any(|c| c.attached && c.pending() > HIGH_WATER)
-                {
-                    return;
-                }
-                let Some(o) = &mut self.outputs[i] else {
-                    continue;
-                };
-                if !o.ready {
-                    continue;
-                }
-                let r = nix::unistd::read(o.fd.as_raw_fd(), buf);
-                let stream = o.stream;
-                match r {
-                    Ok(0) => self.close_output(i),
-                    Ok(n) => {
-                        progressed = true;
-                        let time = protocol::time::now();
-                        if let Err(e) = self.log.write(stream, &buf[..n], &time) {
-                            log::error!("{e}");
-                        }
-                        self.broadcast_output(stream, &buf[..n]);
+            for slot in 0..self.procs.len() {
+                for k in 0..2 {
+                    if !self.can_feed(slot) {
+                        break;
                     }
-                    Err(nix::Error::EAGAIN) => o.ready = false,
-                    Err(nix::Error::EINTR) => {}
-                    // EIO: the pty's last slave closed. Anything else: the
-                    // stream is unusable; either way it is over.
-                    Err(_) => self.close_output(i),
+                    let Some(Some(p)) = self.procs.get_mut(slot) else {
+                        break;
+                    };
+                    let owner = p.owner;
+                    let Some(o) = &mut p.outputs[k] else { continue };
+                    if !o.ready {
+                        continue;
+                    }
+                    let stream = o.stream;
+                    match nix::unistd::read(o.fd.as_raw_fd(), &mut buf) {
+                        Ok(0) => self.close_output(slot, k),
+                        Ok(n) => {
+                            progressed = true;
+                            self.deliver(owner, stream, &buf[..n]);
+                        }
+                        Err(nix::Error::EAGAIN) => o.ready = false,
+                        Err(nix::Error::EINTR) => {}
+                        // EIO: the pty's last slave closed. Anything else:
+                        // the stream is unusable; either way it is over.
+                        Err(_) => self.close_output(slot, k),
+                    }
                 }
             }
             if !progressed {
-                return;
+                break;
             }
         }
+        self.read_buf = buf;
     }
 
-    fn close_output(&mut self, i: usize) {
-        if let Some(o) = self.outputs[i].take() {
+    /// Init's output: log first, then every attached client. An exec's:
+    /// its client only.
+    fn deliver(&mut self, owner: Option<usize>, stream: Stream, data: &[u8]) {
+        if owner.is_none() {
+            let time = protocol::time::now();
+            if let Err(e) = self.log.write(stream, data, &time) {
+                log::error!("{e}");
+            }
+        }
+        let mut frame = std::mem::take(&mut self.frame_buf);
+        frame.clear();
+        frame::encode_output(&mut frame, stream, data);
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            let Some(c) = c else { continue };
+            let fed = match owner {
+                None => c.attached,
+                Some(o) => o == i,
+            };
+            if fed {
+                c.queue_raw(&frame);
+            }
+        }
+        self.frame_buf = frame;
+    }
+
+    fn close_output(&mut self, slot: usize, k: usize) {
+        let Some(Some(p)) = self.procs.get_mut(slot) else {
+            return;
+        };
+        if let Some(o) = p.outputs[k].take() {
             let _ = self
                 .poll
                 .registry()
                 .deregister(&mut SourceFd(&o.fd.as_raw_fd()));
             if o.pty {
                 // Input to a terminal that nobody reads is pointless now.
-                self.pty = None;
+                p.pty = None;
             }
         }
     }
 
-    fn stdin_fd(&self) -> Option<&OwnedFd> {
-        self.pty.as_ref().or(self.stdin.as_ref())
+    /// Releases every fd of process `slot` (it stays in its slot).
+    fn close_proc(&mut self, slot: usize) {
+        for k in 0..2 {
+            self.close_output(slot, k);
+        }
+        if let Some(Some(p)) = self.procs.get_mut(slot) {
+            if let Some(fd) = p.stdin_fd() {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&fd.as_raw_fd()));
+            }
+            p.pty = None;
+            p.stdin = None;
+        }
     }
 
-    fn flush_stdin(&mut self) {
-        while !self.stdin_buf.is_empty() {
-            let Some(fd) = self.stdin_fd() else {
-                self.stdin_buf.clear();
+    fn flush_stdin(&mut self, slot: usize) {
+        let Some(Some(p)) = self.procs.get_mut(slot) else {
+            return;
+        };
+        while !p.stdin_buf.is_empty() {
+            let Some(fd) = p.stdin_fd() else {
+                p.stdin_buf.clear();
                 return;
             };
-            match nix::unistd::write(fd, &self.stdin_buf) {
+            match nix::unistd::write(fd, &p.stdin_buf) {
                 Ok(n) => {
-                    self.stdin_buf.drain(..n);
+                    p.stdin_buf.drain(..n);
                 }
                 Err(nix::Error::EAGAIN) => return,
                 Err(nix::Error::EINTR) => {}
                 Err(_) => {
-                    // The container closed its stdin; drop what it won't read.
-                    self.stdin_buf.clear();
-                    self.stdin = None;
+                    // The process closed its stdin; drop what it won't read.
+                    p.stdin_buf.clear();
+                    p.stdin = None;
                 }
             }
         }
-        if self.stdin_close && self.stdin.is_some() {
-            if let Some(fd) = self.stdin.take() {
+        if p.stdin_close {
+            if let Some(fd) = p.stdin.take() {
                 let _ = self
                     .poll
                     .registry()
@@ -550,9 +719,19 @@ impl Supervisor {
         }
     }
 
+    /// The process a client's stdin, resize and signals go to: its exec,
+    /// or the container's init.
+    fn target(&self, idx: usize) -> usize {
+        self.clients
+            .get(idx)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.exec)
+            .unwrap_or(INIT)
+    }
+
     fn handle(&mut self, idx: usize, req: Request) {
-        let pid = self.pid;
-        let running = self.exit.is_none();
+        let pid = self.init_running();
+        let target = self.target(idx);
         let Some(Some(c)) = self.clients.get_mut(idx) else {
             return;
         };
@@ -575,31 +754,46 @@ impl Supervisor {
             }
             Request::Stdin(data) => {
                 if c.stdin {
-                    self.stdin_buf.extend_from_slice(&data);
-                    self.flush_stdin();
+                    if let Some(Some(p)) = self.procs.get_mut(target) {
+                        p.stdin_buf.extend_from_slice(&data);
+                    }
+                    self.flush_stdin(target);
                 }
             }
             Request::StdinClose => {
                 if c.stdin {
-                    self.stdin_close = true;
-                    self.flush_stdin();
+                    if let Some(Some(p)) = self.procs.get_mut(target) {
+                        p.stdin_close = true;
+                    }
+                    self.flush_stdin(target);
                 }
             }
             Request::Resize { rows, cols } => {
-                if let Some(p) = &self.pty {
-                    let _ = hind_init::sys::set_winsize(std::os::fd::AsFd::as_fd(p), rows, cols);
+                if let Some(Some(p)) = self.procs.get(target) {
+                    if let Some(pty) = &p.pty {
+                        let _ =
+                            hind_init::sys::set_winsize(std::os::fd::AsFd::as_fd(pty), rows, cols);
+                    }
                 }
             }
-            Request::Signal(n) => match (Signal::try_from(n), pid) {
-                (Ok(s), Some(pid)) => {
-                    let _ = kill(pid, s);
+            Request::Signal(n) => {
+                let to = self
+                    .procs
+                    .get(target)
+                    .and_then(|p| p.as_ref())
+                    .filter(|p| p.exit.is_none())
+                    .map(|p| p.pid);
+                match (Signal::try_from(n), to) {
+                    (Ok(s), Some(pid)) => {
+                        let _ = kill(pid, s);
+                    }
+                    (Ok(_), None) => c.queue(&Event::Error("the container is not running".into())),
+                    (Err(_), _) => c.queue(&Event::Error(format!("invalid signal {n}"))),
                 }
-                (Ok(_), None) => c.queue(&Event::Error("the container is not running".into())),
-                (Err(_), _) => c.queue(&Event::Error(format!("invalid signal {n}"))),
-            },
+            }
             Request::State => c.queue(&Event::State {
                 pid: pid.map_or(0, Pid::as_raw),
-                running,
+                running: pid.is_some(),
             }),
             Request::Wait => c.waiter = true,
             Request::Stop {
@@ -614,6 +808,13 @@ impl Supervisor {
                     let _ = kill(pid, sig);
                 }
             }
+            Request::Exec(req) => {
+                if c.exec.is_some() {
+                    c.queue(&Event::Error("one exec per connection".into()));
+                } else {
+                    self.exec_queue.push((idx, req));
+                }
+            }
         }
     }
 
@@ -625,14 +826,6 @@ impl Supervisor {
                 }
             }
         }
-    }
-
-    pub fn pid(&self) -> Option<Pid> {
-        self.pid
-    }
-
-    pub fn log(&self) -> &LogFile {
-        &self.log
     }
 
     /// Sends `ev` to attached clients and waits (bounded) until each has it.

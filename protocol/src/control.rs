@@ -26,6 +26,21 @@ impl Stream {
     }
 }
 
+/// `hind exec`: one more process in the running container.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ExecRequest {
+    pub args: Vec<String>,
+    /// `K=V` entries over the container's environment.
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub console_size: Option<(u16, u16)>,
+    /// All capabilities (`--privileged`).
+    pub privileged: bool,
+}
+
 /// Client -> shim.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
@@ -52,6 +67,9 @@ pub enum Request {
     },
     /// Send [`Event::Exited`] to this client when the container exits.
     Wait,
+    /// Start a process in the container; this connection then carries its
+    /// `Started`/`Failed`, output, stdin and `Exited`, like a `run`.
+    Exec(Box<ExecRequest>),
 }
 
 /// Shim -> client.

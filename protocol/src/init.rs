@@ -117,10 +117,29 @@ pub struct InitConfig {
     pub new_cgroup_ns: bool,
 }
 
+/// What the setns helper (`hind-init` started for `hind exec`) needs to
+/// join a running container and start one more process in it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ExecConfig {
+    /// The container's init, whose namespaces are joined.
+    pub init_pid: i32,
+    /// Namespace names under /proc/PID/ns to join (`ipc`, `uts`, `net`,
+    /// `pid`, `cgroup`, `mnt`), in that order.
+    pub namespaces: Vec<String>,
+    /// The container's cgroup dirs, one per hierarchy, joined first.
+    pub cgroups: Vec<PathBuf>,
+    pub process: Process,
+    /// `-u` as typed, resolved in the container's /etc/passwd and
+    /// /etc/group once its mount namespace is joined.
+    pub user: Option<String>,
+}
+
 /// Shim -> init.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToInit {
     Config(Box<InitConfig>),
+    /// Be the setns helper for one `hind exec`.
+    Exec(Box<ExecConfig>),
     /// Exec the user's command now.
     Start,
 }
@@ -129,6 +148,9 @@ pub enum ToInit {
 /// (init's end is close-on-exec).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum FromInit {
+    /// From the setns helper: the pid (in the shim's namespace) of the
+    /// process it forked inside the container, now the shim's child.
+    ExecPid(i32),
     /// Sent together with the pty master fd (SCM_RIGHTS).
     PtyMaster,
     /// Everything up to the exec is done; waiting for [`ToInit::Start`].

@@ -10,6 +10,7 @@
 
 pub mod cgroup;
 pub mod clean;
+pub mod detach;
 pub mod env;
 pub mod image;
 pub mod process;

@@ -1,0 +1,168 @@
+//! The setns helper behind `hind exec`. Started by the shim as a fresh
+//! process (so it is single-threaded, as setns(2) of a mount or user
+//! namespace requires), it joins the container's cgroup and namespaces,
+//! then forks the new process inside the container's pid namespace with
+//! CLONE_PARENT, so that the shim, not this helper, is its parent and gets
+//! its exit status. The helper itself exits right after the fork.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sched::{setns, CloneFlags};
+use protocol::frame;
+use protocol::init::{ExecConfig, FromInit, InitConfig, ToInit};
+
+use crate::process;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("open namespace {0}")]
+    OpenNs(PathBuf, #[source] io::Error),
+    #[error("unknown namespace {0:?}")]
+    UnknownNs(String),
+    #[error("join namespace {0}")]
+    Setns(String, #[source] nix::Error),
+    #[error("join cgroup {0}")]
+    Cgroup(PathBuf, #[source] io::Error),
+    #[error("fork into the container")]
+    Fork(#[source] io::Error),
+    #[error("user {0:?}: {1}")]
+    User(String, &'static str),
+    #[error("report to the shim")]
+    Report(#[source] Box<frame::Error>),
+    #[error("expected Start from the shim")]
+    NoStart,
+    #[error(transparent)]
+    Process(#[from] process::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Process(e) => e.exit_code(),
+            _ => protocol::EXIT_ENGINE,
+        }
+    }
+}
+
+fn flag(name: &str) -> Option<CloneFlags> {
+    Some(match name {
+        "ipc" => CloneFlags::CLONE_NEWIPC,
+        "uts" => CloneFlags::CLONE_NEWUTS,
+        "net" => CloneFlags::CLONE_NEWNET,
+        "pid" => CloneFlags::CLONE_NEWPID,
+        "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+        "mnt" => CloneFlags::CLONE_NEWNS,
+        "user" => CloneFlags::CLONE_NEWUSER,
+        _ => return None,
+    })
+}
+
+/// Resolves `USER[:GROUP]` in the container's own passwd and group files.
+fn resolve_user(spec: &str) -> Result<(u32, u32), Error> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let field = |file: &str, name: &str, col: usize| -> Option<(u32, Option<u32>)> {
+        let data = fs::read_to_string(file).ok()?;
+        data.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > col && (f[0] == name || f[2] == name))
+                .then(|| Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok()))))?
+        })
+    };
+    let (uid, gid) = match (field("/etc/passwd", user, 3), user.parse::<u32>()) {
+        (Some((uid, gid)), _) => (uid, gid.unwrap_or(0)),
+        (None, Ok(uid)) => (uid, 0),
+        (None, Err(_)) => return Err(Error::User(spec.into(), "no such user in the container")),
+    };
+    let gid = match group {
+        None => gid,
+        Some(g) => match (g.parse::<u32>(), field("/etc/group", g, 2)) {
+            (Ok(n), _) => n,
+            (_, Some((n, _))) => n,
+            _ => return Err(Error::User(spec.into(), "no such group in the container")),
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Joins the container and forks the process; returns only in the child
+/// (the helper exits in here after reporting the child's pid).
+fn enter(sock: &mut UnixStream, cfg: &ExecConfig) -> Result<(), Error> {
+    // Every namespace fd is opened before the first setns: once the mount
+    // namespace changes, /proc/PID is no longer the host's.
+    let mut nss = Vec::new();
+    for name in &cfg.namespaces {
+        let f = flag(name).ok_or_else(|| Error::UnknownNs(name.clone()))?;
+        let p = PathBuf::from(format!("/proc/{}/ns/{name}", cfg.init_pid));
+        let fd = File::open(&p).map_err(|e| Error::OpenNs(p.clone(), e))?;
+        nss.push((name, f, fd));
+    }
+    // The cgroup first, while the host's /sys/fs/cgroup is still visible.
+    // A v1 `tasks` file moves only the writer ("0"): this process has one
+    // thread, and unlike cgroup.procs it skips the global threadgroup lock.
+    for dir in &cfg.cgroups {
+        let tasks = dir.join("tasks");
+        let file = if tasks.exists() {
+            tasks
+        } else {
+            dir.join("cgroup.procs")
+        };
+        fs::write(&file, "0").map_err(|e| Error::Cgroup(file.clone(), e))?;
+    }
+    for (name, f, fd) in &nss {
+        setns(fd.as_fd(), *f).map_err(|e| Error::Setns(name.to_string(), e))?;
+    }
+    drop(nss);
+
+    // SAFETY: a fork-style clone (no CLONE_VM, no new stack) of this
+    // single-threaded process; CLONE_PARENT makes the shim the parent.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::Fork(io::Error::last_os_error()));
+    }
+    if ret > 0 {
+        let _ = frame::write(sock, &FromInit::ExecPid(ret as i32));
+        std::process::exit(0);
+    }
+    Ok(())
+}
+
+pub fn run(sock: &mut UnixStream, cfg: ExecConfig) -> Result<std::convert::Infallible, Error> {
+    enter(sock, &cfg)?;
+    // In the child, inside the container's namespaces: setns(2) of the
+    // mount namespace already moved root and cwd to the container's root,
+    // so no host directory is reachable from here (CVE-2024-21626 class).
+    let mut process = cfg.process.clone();
+    if let Some(u) = &cfg.user {
+        let (uid, gid) = resolve_user(u)?;
+        process.uid = uid;
+        process.gid = gid;
+        process.additional_gids.clear();
+    }
+    let init = InitConfig {
+        process,
+        ..InitConfig::default()
+    };
+    let prepared = process::prepare(&init, sock)?;
+    frame::write(sock, &FromInit::Created).map_err(|e| Error::Report(Box::new(e)))?;
+    match frame::read(sock) {
+        Ok(ToInit::Start) => {}
+        _ => return Err(Error::NoStart),
+    }
+    Ok(process::exec(prepared)?)
+}
