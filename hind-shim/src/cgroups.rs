@@ -18,7 +18,8 @@ use libcgroups::common::{
     create_cgroup_manager, get_cgroup_setup, AnyCgroupManager, CgroupConfig, CgroupManager,
     CgroupSetup, ControllerOpt, DEFAULT_CGROUP_ROOT,
 };
-use libcgroups::v1::{util::get_subsystem_mount_point, ControllerType};
+use libcgroups::v1::util::{get_subsystem_mount_point, list_supported_mount_points};
+use libcgroups::v1::ControllerType;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
@@ -110,6 +111,77 @@ impl Cgroup {
         self.manager
             .apply(&opt)
             .map_err(|e| Error::Apply(self.path.clone(), chain(&e)))
+    }
+
+    /// On v1 (legacy or hybrid) hosts: creates the cgroup in every
+    /// hierarchy and applies `resources` before any process is in it, and
+    /// returns the `tasks` files through which the container's init joins
+    /// it itself (see hind-init). `None` on a unified host, where the shim
+    /// moves init in with [`Cgroup::enter`].
+    pub fn prepare(&self, resources: &LinuxResources) -> Result<Option<Vec<PathBuf>>> {
+        if self.unified {
+            return Ok(None);
+        }
+        let r = self.prepare_v1(resources);
+        if r.is_err() {
+            let _ = self.remove();
+        }
+        r.map(Some)
+    }
+
+    fn prepare_v1(&self, resources: &LinuxResources) -> Result<Vec<PathBuf>> {
+        let create = |e: std::io::Error, p: &Path| Error::Create(p.to_path_buf(), e.to_string());
+        // The hierarchies of the controllers libcgroups manages (and will
+        // remove), not named ones such as name=systemd.
+        let mut mounts: Vec<PathBuf> = list_supported_mount_points()
+            .map_err(|e| Error::Create(self.path.clone(), chain(&e)))?
+            .into_values()
+            .collect();
+        mounts.sort();
+        mounts.dedup();
+        let rel = self.path.strip_prefix("/").unwrap_or(&self.path);
+        let mut tasks = Vec::with_capacity(mounts.len());
+        for m in mounts {
+            let dir = m.join(rel);
+            // A sibling's shim may be pruning the shared parent right now;
+            // creating again after it is gone works.
+            let mut tries = 0;
+            while let Err(e) = fs::create_dir_all(&dir) {
+                tries += 1;
+                if tries > 3 {
+                    return Err(create(e, &dir));
+                }
+            }
+            if m.join("cpuset.cpus").exists() {
+                // A new v1 cpuset starts empty and takes no task until its
+                // cpus and mems are set: inherit them level by level.
+                let mut cur = m.clone();
+                for part in rel.components() {
+                    let parent = cur.clone();
+                    cur.push(part);
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let own = fs::read_to_string(cur.join(f)).unwrap_or_default();
+                        if own.trim().is_empty() {
+                            let v = fs::read_to_string(parent.join(f))
+                                .map_err(|e| create(e, &parent.join(f)))?;
+                            fs::write(cur.join(f), v.trim())
+                                .map_err(|e| create(e, &cur.join(f)))?;
+                        }
+                    }
+                }
+            }
+            tasks.push(dir.join("tasks"));
+        }
+        let opt = ControllerOpt {
+            resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        self.manager
+            .apply(&opt)
+            .map_err(|e| Error::Apply(self.path.clone(), chain(&e)))?;
+        Ok(tasks)
     }
 
     /// Whether the kernel's OOM killer has killed a process of this cgroup.

@@ -93,6 +93,8 @@ pub fn init_path() -> PathBuf {
 /// init reports it is ready to exec. On any failure init is killed and
 /// reaped and the cgroup removed.
 pub fn create(bundle: &Bundle, cgroup: &Cgroup, stdio: ChildStdio, init: &Path) -> Result<Created> {
+    // Limits are in place before init exists; on v1 init joins by itself.
+    let join = cgroup.prepare(&bundle.resources)?;
     let (parent_sock, child_sock) = UnixStream::pair().map_err(Error::SocketPair)?;
     let path = CString::new(init.as_os_str().as_bytes()).expect("no NUL in path");
     let name = c"hind-init";
@@ -111,10 +113,14 @@ pub fn create(bundle: &Bundle, cgroup: &Cgroup, stdio: ChildStdio, init: &Path) 
         let _ = cgroup.remove();
         e
     };
-    if let Err(e) = cgroup.enter(pid.as_raw(), &bundle.resources) {
-        return Err(fail(e.into()));
+    if join.is_none() {
+        if let Err(e) = cgroup.enter(pid.as_raw(), &bundle.resources) {
+            return Err(fail(e.into()));
+        }
     }
-    handshake(parent_sock, &bundle.init, pid).map_err(fail)
+    let mut cfg = bundle.init.clone();
+    cfg.cgroup_join = join.unwrap_or_default();
+    handshake(parent_sock, &cfg, pid).map_err(fail)
 }
 
 fn handshake(mut sock: UnixStream, cfg: &InitConfig, pid: Pid) -> Result<Created> {

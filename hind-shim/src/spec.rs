@@ -212,6 +212,7 @@ pub fn from_spec(spec: &Spec, bundle: &Path, id: &str) -> Result<Bundle> {
             .collect(),
         loopback_up: clone_flags.contains(CloneFlags::CLONE_NEWNET),
         new_cgroup_ns: clone_flags.contains(CloneFlags::CLONE_NEWCGROUP),
+        cgroup_join: Vec::new(),
     };
     let clone_flags = clone_flags - CloneFlags::CLONE_NEWCGROUP;
     Ok(Bundle {

@@ -111,6 +111,11 @@ pub struct InitConfig {
     pub sysctl: Vec<(String, String)>,
     /// Bring `lo` up: the container has its own, fresh network namespace.
     pub loopback_up: bool,
+    /// Files to write `0` into, first thing, to join the container's
+    /// cgroup (each v1 hierarchy's `tasks`): the shim has created the
+    /// cgroup and applied its limits already. Empty when the shim moved
+    /// init in itself.
+    pub cgroup_join: Vec<PathBuf>,
     /// Unshare the cgroup namespace here rather than at clone time: init is
     /// in its cgroup by then, so that cgroup becomes the namespace's root
     /// and `/proc/self/cgroup` inside reads `/`.
