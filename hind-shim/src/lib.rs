@@ -201,7 +201,10 @@ fn stdio(terminal: bool, open_stdin: bool) -> anyhow::Result<Pipes> {
         let (r, w) = pipe()?;
         (r, Some(w))
     } else {
-        (devnull()?, None)
+        // An empty pipe rather than the host's /dev/null: reading it gives
+        // EOF just the same, and no fd of the container names a host file.
+        let (r, _closed) = pipe()?;
+        (r, None)
     };
     Ok(Pipes {
         child: launch::ChildStdio {
