@@ -120,23 +120,13 @@ fn enter(sock: &mut UnixStream, cfg: &ExecConfig) -> Result<(), Error> {
     }
     drop(nss);
 
-    // SAFETY: a fork-style clone (no CLONE_VM, no new stack) of this
-    // single-threaded process; CLONE_PARENT makes the shim the parent.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if ret < 0 {
-        return Err(Error::Fork(io::Error::last_os_error()));
-    }
-    if ret > 0 {
-        let _ = frame::write(sock, &FromInit::ExecPid(ret as i32));
+    // SAFETY: the helper is single-threaded (a fresh hind-init that has
+    // spawned nothing), and the child goes on as an ordinary process up to
+    // its execve, which is what fork allows for a single-threaded parent.
+    // CLONE_PARENT makes the shim, not this helper, the child's parent.
+    let pid = unsafe { crate::sys::clone_fork(libc::CLONE_PARENT) }.map_err(Error::Fork)?;
+    if pid > 0 {
+        let _ = frame::write(sock, &FromInit::ExecPid(pid));
         std::process::exit(0);
     }
     Ok(())

@@ -88,3 +88,32 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A fork-style clone(2): no CLONE_VM and no new stack, so the child runs
+/// on a copy of this process like after fork(2), but `flags` may add new
+/// namespaces (CLONE_NEW*) or CLONE_PARENT, which fork cannot. SIGCHLD is
+/// the child's exit signal. Returns the child's pid, or 0 in the child.
+///
+/// # Safety
+/// The calling process must be single-threaded (no lock can be held by a
+/// thread that does not exist in the child), and the child may only make
+/// async-signal-safe calls before it execs or exits.
+pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<i32> {
+    // SAFETY: SYS_clone with a null stack and no CLONE_VM/CLONE_SETTLS
+    // duplicates the process as fork does; the caller upholds the rest.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as i32)
+    }
+}

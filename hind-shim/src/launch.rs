@@ -258,24 +258,11 @@ fn clone_init(flags: CloneFlags, stdio: &ChildStdio, sock: RawFd, exec: &ExecArg
         stdio.stdout.as_raw_fd(),
         stdio.stderr.as_raw_fd(),
     ];
-    // SAFETY: a fork-style clone (no CLONE_VM, no new stack): the child gets
-    // a copy of this single-threaded process and, before execve, only runs
-    // async-signal-safe syscalls on data prepared above.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if ret < 0 {
-        return Err(Error::Clone(io::Error::last_os_error()));
-    }
+    // SAFETY: the shim is single-threaded, and the child below only runs
+    // async-signal-safe syscalls on data prepared above before execve.
+    let ret = unsafe { hind_init::sys::clone_fork(flags.bits()) }.map_err(Error::Clone)?;
     if ret > 0 {
-        return Ok(Pid::from_raw(ret as i32));
+        return Ok(Pid::from_raw(ret));
     }
     // Child. fds 0-3 may coincide with the sources, so first move the
     // sources above 3, then dup2 into place.
