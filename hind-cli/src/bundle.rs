@@ -7,10 +7,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    get_default_maskedpaths, get_default_readonly_paths, BoxBuilder, LinuxBuilder, LinuxCpuBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    get_default_maskedpaths, get_default_readonly_paths, BoxBuilder, Capability, LinuxBuilder,
+    LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use protocol::init::{
     ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_WORK as ANN_WORK,
@@ -41,6 +41,8 @@ pub enum Error {
     NoOverlay(String),
     #[error("no command given and the image has none")]
     NoCommand,
+    #[error("unknown capability {0:?}")]
+    Capability(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -63,6 +65,9 @@ pub struct Options {
     pub pids_limit: Option<i64>,
     pub no_overlay: bool,
     pub cgroup_parent: String,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
 }
 
 /// Looks a user up in the image's `/etc/passwd` (never the host's, unless
@@ -134,6 +139,62 @@ fn merge_env(base: &mut Vec<String>, flags: &[String]) -> Result<()> {
         base.push(format!("{k}={v}"));
     }
     Ok(())
+}
+
+fn last_cap() -> u8 {
+    fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+        .min(protocol::caps::NAMES.len() as u8 - 1)
+}
+
+/// The capability set: Docker's default, `--cap-add`/`--cap-drop` applied
+/// (adds win over drops, as in Docker), or everything with --privileged.
+fn capabilities(o: &Options) -> Result<LinuxCapabilities> {
+    use std::collections::BTreeSet;
+    use std::str::FromStr;
+    let all: BTreeSet<u8> = (0..=last_cap()).collect();
+    let parse = |names: &[String]| -> Result<(bool, BTreeSet<u8>)> {
+        let mut set = BTreeSet::new();
+        let mut any_all = false;
+        for n in names {
+            if n.eq_ignore_ascii_case("ALL") {
+                any_all = true;
+            } else {
+                set.insert(protocol::caps::number(n).ok_or_else(|| Error::Capability(n.clone()))?);
+            }
+        }
+        Ok((any_all, set))
+    };
+    let (add_all, add) = parse(&o.cap_add)?;
+    let (drop_all, drop) = parse(&o.cap_drop)?;
+    let mut set: BTreeSet<u8> = if o.privileged || add_all {
+        all.clone()
+    } else {
+        protocol::caps::DOCKER_DEFAULT
+            .iter()
+            .filter_map(|n| protocol::caps::number(n))
+            .collect()
+    };
+    if !o.privileged {
+        if drop_all {
+            set.clear();
+        }
+        set.retain(|c| !drop.contains(c));
+        set.extend(add);
+    }
+    let caps: oci_spec::runtime::Capabilities = set
+        .iter()
+        .filter_map(|c| Capability::from_str(protocol::caps::NAMES[*c as usize]).ok())
+        .collect();
+    Ok(LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
+        .build()?)
 }
 
 /// Docker's default mounts: the kernel filesystems every container gets.
@@ -219,6 +280,7 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
         .env(env)
         .cwd(PathBuf::from(&cwd))
         .no_new_privileges(false)
+        .capabilities(capabilities(o)?)
         .build()?;
     if let (true, Some((rows, cols))) = (o.tty, o.console_size) {
         process.set_console_size(Some(
@@ -294,8 +356,16 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
         .namespaces(namespaces)
         .cgroups_path(PathBuf::from(cgroups_path))
         .resources(resources.build()?)
-        .masked_paths(get_default_maskedpaths())
-        .readonly_paths(get_default_readonly_paths())
+        .masked_paths(if o.privileged {
+            Vec::new()
+        } else {
+            get_default_maskedpaths()
+        })
+        .readonly_paths(if o.privileged {
+            Vec::new()
+        } else {
+            get_default_readonly_paths()
+        })
         .build()?;
 
     let mut annotations = HashMap::new();

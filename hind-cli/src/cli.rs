@@ -281,6 +281,15 @@ pub struct RunArgs {
     /// Run on a directory image directly, read-write, without an overlay.
     #[arg(long)]
     pub no_overlay: bool,
+    /// Add a capability to the default set (NAME or CAP_NAME, or ALL).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from the default set (NAME or CAP_NAME, or ALL).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// All capabilities, no masked or read-only kernel paths.
+    #[arg(long)]
+    pub privileged: bool,
     /// Restart policy: no, on-failure[:N], always, unless-stopped.
     #[arg(long, value_parser = parse_restart, default_value = "no")]
     pub restart: RestartPolicy,

@@ -36,6 +36,9 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         pids_limit: a.pids_limit,
         no_overlay: a.no_overlay,
         cgroup_parent: a.cgroup_parent.clone(),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
     };
     // Validate the spec before claiming a name or making any directory.
     bundle::build(&id, &layout.container(&id), &image, &opts)?;

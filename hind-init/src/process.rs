@@ -47,6 +47,8 @@ pub enum Error {
     Gid(u32, #[source] nix::Error),
     #[error("set uid {0}")]
     Uid(u32, #[source] nix::Error),
+    #[error("capabilities: {0}")]
+    Caps(&'static str, #[source] io::Error),
     #[error("set rlimit {0}")]
     Rlimit(u32, #[source] io::Error),
     #[error("write oom_score_adj")]
@@ -108,6 +110,20 @@ pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
     if !p.cwd.as_os_str().is_empty() {
         fs::create_dir_all(&p.cwd).map_err(|e| Error::MakeCwd(p.cwd.clone(), e))?;
     }
+    // The bounding set limits what any later exec can gain, root's
+    // included; it can be cut only while CAP_SETPCAP is still effective,
+    // so before the identity change.
+    if let Some(c) = &p.capabilities {
+        for cap in 0..=sys::last_cap() {
+            if !c.bounding.contains(&cap) {
+                sys::drop_bounding(cap).map_err(|e| Error::Caps("drop from bounding set", e))?;
+            }
+        }
+        // Keep the permitted set across a switch away from uid 0; the
+        // capset below then sets exactly what the spec asks for.
+        nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::Caps("keep caps", e.into()))?;
+    }
+
     let gids: Vec<Gid> = p
         .additional_gids
         .iter()
@@ -118,6 +134,22 @@ pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
     setresgid(gid, gid, gid).map_err(|e| Error::Gid(p.gid, e))?;
     let uid = Uid::from_raw(p.uid);
     setresuid(uid, uid, uid).map_err(|e| Error::Uid(p.uid, e))?;
+    if let Some(c) = &p.capabilities {
+        // What the host never gave hind (its own bounding set) cannot be
+        // had; --privileged means "everything there is".
+        let have = |set: &[u8]| -> Vec<u8> {
+            set.iter()
+                .copied()
+                .filter(|c| sys::in_bounding(*c))
+                .collect()
+        };
+        let (eff, prm, inh) = (have(&c.effective), have(&c.permitted), have(&c.inheritable));
+        sys::capset(&eff, &prm, &inh).map_err(|e| Error::Caps("set capabilities", e))?;
+        for cap in &c.ambient {
+            sys::raise_ambient(*cap).map_err(|e| Error::Caps("raise ambient capability", e))?;
+        }
+        let _ = nix::sys::prctl::set_keepcaps(false);
+    }
     if let Some(m) = p.umask {
         umask(Mode::from_bits_truncate(m));
     }

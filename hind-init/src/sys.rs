@@ -117,3 +117,90 @@ pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<i32> {
         Ok(ret as i32)
     }
 }
+
+/// The highest capability number the running kernel knows.
+pub fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Whether `cap` is in this process's bounding set (PR_CAPBSET_READ).
+pub fn in_bounding(cap: u8) -> bool {
+    // SAFETY: PR_CAPBSET_READ takes a capability number and touches no memory.
+    unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) == 1 }
+}
+
+/// Removes `cap` from this process's bounding set (PR_CAPBSET_DROP).
+pub fn drop_bounding(cap: u8) -> io::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes a capability number and touches no memory.
+    if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Raises `cap` in the ambient set (it must be permitted and inheritable).
+pub fn raise_ambient(cap: u8) -> io::Result<()> {
+    // SAFETY: PR_CAP_AMBIENT_RAISE takes numbers and touches no memory.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn mask(caps: &[u8]) -> u64 {
+    caps.iter().filter(|c| **c < 64).fold(0, |m, c| m | 1 << c)
+}
+
+/// Sets this thread's effective, permitted and inheritable sets (capset(2)
+/// with the 64-bit version 3 layout).
+pub fn capset(effective: &[u8], permitted: &[u8], inheritable: &[u8]) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let (e, p, i) = (mask(effective), mask(permitted), mask(inheritable));
+    let mut hdr = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: e as u32,
+            permitted: p as u32,
+            inheritable: i as u32,
+        },
+        Data {
+            effective: (e >> 32) as u32,
+            permitted: (p >> 32) as u32,
+            inheritable: (i >> 32) as u32,
+        },
+    ];
+    // SAFETY: capset reads a version-3 header and two data structs, both
+    // laid out as the kernel defines them and alive for the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

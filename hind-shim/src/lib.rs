@@ -285,6 +285,16 @@ fn exec_config(
     if let Some(cwd) = &req.cwd {
         p.cwd = PathBuf::from(cwd);
     }
+    if req.privileged {
+        let all: Vec<u8> = (0..protocol::caps::NAMES.len() as u8).collect();
+        p.capabilities = Some(protocol::init::Capabilities {
+            bounding: all.clone(),
+            effective: all.clone(),
+            permitted: all,
+            inheritable: Vec::new(),
+            ambient: Vec::new(),
+        });
+    }
     let flags = bundle.clone_flags;
     let mut namespaces = Vec::new();
     for (f, name) in [

@@ -10,8 +10,8 @@ use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources, PosixRlimitType, Spec};
 use protocol::init::{
-    Device, InitConfig, Mount, Overlay, Process, Rlimit, ANN_OVERLAY_LOWER as ANN_LOWER,
-    ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_WORK as ANN_WORK,
+    Capabilities, Device, InitConfig, Mount, Overlay, Process, Rlimit,
+    ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_WORK as ANN_WORK,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +103,24 @@ pub fn from_spec(spec: &Spec, bundle: &Path, id: &str) -> Result<Bundle> {
             })
             .collect(),
         oom_score_adj: p.oom_score_adj(),
-        capabilities: None,
+        capabilities: p.capabilities().as_ref().map(|c| {
+            let nums = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<u8> {
+                let mut v: Vec<u8> = set
+                    .iter()
+                    .flatten()
+                    .filter_map(|cap| protocol::caps::number(&cap.to_string()))
+                    .collect();
+                v.sort_unstable();
+                v
+            };
+            Capabilities {
+                bounding: nums(c.bounding()),
+                effective: nums(c.effective()),
+                permitted: nums(c.permitted()),
+                inheritable: nums(c.inheritable()),
+                ambient: nums(c.ambient()),
+            }
+        }),
     };
 
     let mut clone_flags = CloneFlags::empty();

@@ -2,6 +2,7 @@
 //! over an inherited socket, the shim's control protocol, the length-prefixed
 //! framing both use, the on-disk container record and the state-root layout.
 
+pub mod caps;
 pub mod cgroupfs;
 pub mod control;
 pub mod frame;

@@ -94,7 +94,13 @@ fn exec_joins_the_containers_namespaces() {
         "mkdir -p /mnt/m && mount -t tmpfs xns /mnt/m && echo on-tmpfs > /mnt/m/f && \
          echo on-root > /tmp/init-file && {SERVE}"
     );
-    start(&env, "x-ns", &["--hostname", "x-box"], &script);
+    // Mounting needs CAP_SYS_ADMIN, which containers lack by default.
+    start(
+        &env,
+        "x-ns",
+        &["--hostname", "x-box", "--cap-add", "SYS_ADMIN"],
+        &script,
+    );
     let init = init_pid(&env, "x-ns");
 
     let out = exec(&env, &["x-ns", "cat", "/proc/1/cmdline"]);

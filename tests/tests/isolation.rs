@@ -108,7 +108,18 @@ fn mount_inside_is_invisible_on_host() {
         "mkdir -p /mnt/m && mount -t tmpfs {marker} /mnt/m && grep -q {marker} /proc/mounts \
          && echo ready; read -t 30 x; echo bye"
     );
-    let mut r = env.spawn(&["run", "--rm", "-i", bb(), "sh", "-c", &script]);
+    // Mounting needs CAP_SYS_ADMIN, which containers lack by default.
+    let mut r = env.spawn(&[
+        "run",
+        "--rm",
+        "-i",
+        "--cap-add",
+        "SYS_ADMIN",
+        bb(),
+        "sh",
+        "-c",
+        &script,
+    ]);
     let ready = r.wait_for_stdout("ready", Duration::from_secs(30));
     let host_self = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let host_init = std::fs::read_to_string("/proc/1/mountinfo").unwrap_or_default();
