@@ -13,7 +13,8 @@ use oci_spec::runtime::{
     MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use protocol::init::{
-    ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_WORK as ANN_WORK,
+    ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_VOLATILE,
+    ANN_OVERLAY_WORK as ANN_WORK,
 };
 use protocol::paths;
 
@@ -68,6 +69,8 @@ pub struct Options {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub privileged: bool,
+    /// `--rm`: the upper dir is thrown away, so it need not be durable.
+    pub auto_remove: bool,
 }
 
 /// Looks a user up in the image's `/etc/passwd` (never the host's, unless
@@ -390,6 +393,9 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
             ANN_WORK.to_string(),
             dir.join(paths::WORK).display().to_string(),
         );
+        if o.auto_remove {
+            annotations.insert(ANN_OVERLAY_VOLATILE.to_string(), "true".into());
+        }
         RootBuilder::default()
             .path(PathBuf::from(paths::ROOTFS))
             .readonly(false)

@@ -5,7 +5,7 @@
 //! else), because this is the path where hundreds of MB get read.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -34,9 +34,7 @@ fn hex(b: &[u8]) -> Option<u32> {
 fn json_string(b: &[u8], mut i: usize, out: &mut Vec<u8>) -> Option<usize> {
     loop {
         let start = i;
-        while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
-            i += 1;
-        }
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
         out.extend_from_slice(&b[start..i]);
         match b.get(i)? {
             b'"' => return Some(i + 1),
@@ -68,36 +66,134 @@ fn json_string(b: &[u8], mut i: usize, out: &mut Vec<u8>) -> Option<usize> {
     }
 }
 
-fn parse_fast(line: &[u8]) -> Option<Entry> {
-    let mut text = Vec::with_capacity(line.len());
-    let i = json_string(
-        line,
-        line.strip_prefix(b"{\"log\":\"")?.as_ptr() as usize - line.as_ptr() as usize,
-        &mut text,
-    )?;
-    let rest = &line[i..];
-    let rest = rest.strip_prefix(b",\"stream\":\"")?;
+/// Decodes one log line: the text goes into `text` (cleared first); the
+/// stream and the time are returned, the time borrowed from the line.
+fn parse_fast<'a>(line: &'a [u8], text: &mut Vec<u8>) -> Option<(bool, &'a [u8])> {
+    const HEAD: &[u8] = b"{\"log\":\"";
+    text.clear();
+    if !line.starts_with(HEAD) {
+        return None;
+    }
+    let i = json_string(line, HEAD.len(), text)?;
+    let rest = line[i..].strip_prefix(b",\"stream\":\"")?;
     let stderr = rest.starts_with(b"stderr\"");
-    let rest = &rest[rest.iter().position(|&c| c == b'"')? + 1..];
+    let rest = &rest[memchr::memchr(b'"', rest)? + 1..];
     let rest = rest.strip_prefix(b",\"time\":\"")?;
-    let end = rest.iter().position(|&c| c == b'"')?;
+    let end = memchr::memchr(b'"', rest)?;
+    Some((stderr, &rest[..end]))
+}
+
+/// Like [`parse_fast`], with serde_json for lines another writer made.
+fn parse<'a>(line: &'a [u8], text: &mut Vec<u8>) -> Option<(bool, std::borrow::Cow<'a, [u8]>)> {
+    if let Some((stderr, time)) = parse_fast(line, text) {
+        return Some((stderr, time.into()));
+    }
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    text.clear();
+    text.extend_from_slice(v["log"].as_str()?.as_bytes());
+    let time = v["time"].as_str().unwrap_or_default().as_bytes().to_vec();
+    Some((v["stream"] == "stderr", time.into()))
+}
+
+fn entry(line: &[u8]) -> Option<Entry> {
+    let mut text = Vec::new();
+    let (stderr, time) = parse(line, &mut text)?;
     Some(Entry {
         text,
         stderr,
-        time: String::from_utf8_lossy(&rest[..end]).into_owned(),
+        time: String::from_utf8_lossy(&time).into_owned(),
     })
 }
 
-fn parse(line: &[u8]) -> Option<Entry> {
-    if let Some(e) = parse_fast(line) {
-        return Some(e);
+/// Like [`for_each_line`] for what `file` holds now, through a read-only
+/// mapping: a big log is then parsed where the page cache has it, without
+/// copying it first (that copy was the largest cost of `hind logs`). Leaves
+/// the file offset at the end of what was mapped, for a follower.
+fn for_each_mapped_line(
+    file: &mut File,
+    pending: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let len = file.metadata()?.len() as usize;
+    if len == 0 {
+        return Ok(());
     }
-    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
-    Some(Entry {
-        text: v["log"].as_str()?.as_bytes().to_vec(),
-        stderr: v["stream"] == "stderr",
-        time: v["time"].as_str().unwrap_or_default().to_string(),
-    })
+    // SAFETY: a private read-only mapping of a log file that its shim only
+    // ever appends to (rotation renames, never truncates), so the mapped
+    // range stays backed for the mapping's life, which ends in this call.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return for_each_line(file, pending, f);
+    }
+    // SAFETY: `ptr` maps `len` readable bytes (see above) until munmap.
+    let data = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) };
+    // SAFETY: advice on our own mapping; no memory is changed.
+    unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+    let mut start = 0;
+    let mut r = Ok(());
+    for nl in memchr::memchr_iter(b'\n', data) {
+        if let Err(e) = f(&data[start..=nl]) {
+            r = Err(e);
+            break;
+        }
+        start = nl + 1;
+    }
+    if r.is_ok() {
+        pending.extend_from_slice(&data[start..]);
+    }
+    // SAFETY: unmaps exactly the mapping made above; `data` is not used
+    // after this point.
+    unsafe { libc::munmap(ptr, len) };
+    r?;
+    file.seek(SeekFrom::Start(len as u64))?;
+    Ok(())
+}
+
+/// Calls `f` with every complete line read from `r`, reading in big
+/// chunks; a trailing partial line stays in `pending` for the next call.
+fn for_each_line(
+    r: &mut impl Read,
+    pending: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut chunk = &buf[..n];
+        if !pending.is_empty() {
+            match memchr::memchr(b'\n', chunk) {
+                Some(nl) => {
+                    pending.extend_from_slice(&chunk[..=nl]);
+                    f(pending)?;
+                    pending.clear();
+                    chunk = &chunk[nl + 1..];
+                }
+                None => {
+                    pending.extend_from_slice(chunk);
+                    continue;
+                }
+            }
+        }
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            f(&chunk[start..=nl])?;
+            start = nl + 1;
+        }
+        pending.extend_from_slice(&chunk[start..]);
+    }
 }
 
 /// `--since`: RFC 3339, unix seconds, or a duration ago (`10m`, `1h30m`).
@@ -145,29 +241,40 @@ struct Printer {
 
 impl Printer {
     fn print(&mut self, e: &Entry) -> io::Result<()> {
+        self.print_parts(e.stderr, e.time.as_bytes(), &e.text)
+    }
+
+    fn print_parts(&mut self, stderr: bool, time: &[u8], text: &[u8]) -> io::Result<()> {
         if let Some(since) = self.since {
-            if protocol::time::parse_rfc3339(&e.time).is_some_and(|t| t < since) {
+            let t = std::str::from_utf8(time)
+                .ok()
+                .and_then(protocol::time::parse_rfc3339);
+            if t.is_some_and(|t| t < since) {
                 return Ok(());
             }
         }
-        if e.stderr != self.last_err {
-            if e.stderr {
+        if stderr != self.last_err {
+            if stderr {
                 self.out.flush()?;
             } else {
                 self.err.flush()?;
             }
-            self.last_err = e.stderr;
+            self.last_err = stderr;
         }
-        let w: &mut dyn Write = if e.stderr {
-            &mut self.err
-        } else {
-            &mut self.out
-        };
+        let w: &mut dyn Write = if stderr { &mut self.err } else { &mut self.out };
         if self.timestamps {
-            w.write_all(e.time.as_bytes())?;
+            w.write_all(time)?;
             w.write_all(b" ")?;
         }
-        w.write_all(&e.text)
+        w.write_all(text)
+    }
+
+    /// Decodes and prints one log line.
+    fn line(&mut self, line: &[u8], text: &mut Vec<u8>) -> io::Result<()> {
+        if let Some((stderr, time)) = parse(line, text) {
+            self.print_parts(stderr, &time, text)?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -221,30 +328,27 @@ pub fn logs(layout: &Layout, a: LogsArgs) -> anyhow::Result<i32> {
 
     let mut current = None;
     let mut ring = std::collections::VecDeque::new();
+    let mut text = Vec::with_capacity(64 * 1024);
     for f in files(&log) {
-        let Ok(file) = File::open(&f) else { continue };
-        let mut r = BufReader::with_capacity(1 << 20, file);
-        let mut line = Vec::with_capacity(4096);
-        loop {
-            line.clear();
-            if r.read_until(b'\n', &mut line)? == 0 {
-                break;
-            }
-            if let Some(e) = parse(&line) {
-                match tail {
-                    Some(0) => {}
-                    Some(n) => {
-                        if ring.len() == n {
-                            ring.pop_front();
-                        }
-                        ring.push_back(e);
+        let Ok(mut file) = File::open(&f) else {
+            continue;
+        };
+        let mut pending = Vec::new();
+        for_each_mapped_line(&mut file, &mut pending, |line| match tail {
+            Some(0) => Ok(()),
+            Some(n) => {
+                if let Some(e) = entry(line) {
+                    if ring.len() == n {
+                        ring.pop_front();
                     }
-                    None => p.print(&e)?,
+                    ring.push_back(e);
                 }
+                Ok(())
             }
-        }
+            None => p.line(line, &mut text),
+        })?;
         if f == log {
-            current = Some(r.into_inner());
+            current = Some(file);
         }
     }
     for e in ring.drain(..) {
@@ -259,27 +363,9 @@ pub fn logs(layout: &Layout, a: LogsArgs) -> anyhow::Result<i32> {
 }
 
 /// Reads what `file` has beyond what was read, printing whole entries.
-fn drain(
-    file: &mut File,
-    pending: &mut Vec<u8>,
-    buf: &mut [u8],
-    p: &mut Printer,
-) -> io::Result<()> {
-    loop {
-        let n = file.read(buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        pending.extend_from_slice(&buf[..n]);
-        let mut start = 0;
-        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-            if let Some(e) = parse(&pending[start..start + nl + 1]) {
-                p.print(&e)?;
-            }
-            start += nl + 1;
-        }
-        pending.drain(..start);
-    }
+fn drain(file: &mut File, pending: &mut Vec<u8>, p: &mut Printer) -> io::Result<()> {
+    let mut text = Vec::new();
+    for_each_line(file, pending, |line| p.line(line, &mut text))
 }
 
 /// Prints what is appended to `log` until the shim closes `sock`, then
@@ -300,10 +386,9 @@ fn follow_file(
         None => File::open(log)?,
     };
     let mut pending = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
     let mut done = false;
     loop {
-        drain(&mut file, &mut pending, &mut buf, p)?;
+        drain(&mut file, &mut pending, p)?;
         let ino = file.metadata()?.ino();
         if std::fs::metadata(log).map(|m| m.ino()).ok() != Some(ino) {
             // Rotated files, oldest first; ours is among them unless it
@@ -317,7 +402,7 @@ fn follow_file(
             for f in &rotated[newer..] {
                 if let Ok(mut g) = File::open(f) {
                     pending.clear();
-                    drain(&mut g, &mut pending, &mut buf, p)?;
+                    drain(&mut g, &mut pending, p)?;
                 }
             }
             if let Ok(f) = File::open(log) {
@@ -349,7 +434,7 @@ mod tests {
     #[test]
     fn fast_parser_matches_writer() {
         let line = br#"{"log":"a\"b\\c\n\u0001\u00e9 \ud83d\ude00","stream":"stderr","time":"2026-01-01T00:00:00.000000000Z"}"#;
-        let e = parse(line).unwrap();
+        let e = entry(line).unwrap();
         assert_eq!(String::from_utf8(e.text).unwrap(), "a\"b\\c\n\u{1}é 😀");
         assert!(e.stderr);
         assert_eq!(e.time, "2026-01-01T00:00:00.000000000Z");

@@ -39,6 +39,7 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
+        auto_remove: a.rm,
     };
     // Validate the spec before claiming a name or making any directory.
     bundle::build(&id, &layout.container(&id), &image, &opts)?;

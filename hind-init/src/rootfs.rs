@@ -134,12 +134,15 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
 
 fn mount_overlay(root: &Path, o: &Overlay) -> Result<()> {
     let lower: Vec<String> = o.lower.iter().map(|p| escape_overlay(p)).collect();
-    let data = format!(
+    let mut data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
         escape_overlay(&o.upper),
         escape_overlay(&o.work)
     );
+    if o.volatile {
+        data.push_str(",volatile");
+    }
     mount(
         Some("overlay"),
         root,

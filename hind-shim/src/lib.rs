@@ -391,7 +391,6 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
     }
     log::info!("container {id}: started, pid {pid}");
     sup.broadcast(&Event::Started { pid: pid.as_raw() });
-    trim_memory();
 
     let mut restarts = 0;
     let mut started_at = Instant::now();
@@ -408,6 +407,8 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         .filter(|d| d.is_dir())
         .collect();
     let init_path = launch::init_path();
+    // Everything start-up needs has run: give its pages back.
+    trim_memory();
     let (exit, oom_killed) = loop {
         let current = sup.pid();
         let mut exec = |req: &protocol::control::ExecRequest| {
@@ -480,7 +481,8 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         }
     };
 
-    if let Err(e) = sup.log().sync() {
+    // A log about to be deleted need not reach the disk.
+    if let Err(e) = sup.close_log(!rec.auto_remove) {
         log::error!("container {id}: {e}");
     }
     if let Err(e) = cgroup.remove() {

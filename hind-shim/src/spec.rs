@@ -11,7 +11,8 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources, PosixRlimitType, Spec};
 use protocol::init::{
     Capabilities, Device, InitConfig, Mount, Overlay, Process, Rlimit,
-    ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_WORK as ANN_WORK,
+    ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_VOLATILE,
+    ANN_OVERLAY_WORK as ANN_WORK,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +190,7 @@ pub fn from_spec(spec: &Spec, bundle: &Path, id: &str) -> Result<Bundle> {
                 .get(ANN_WORK)
                 .ok_or(Error::OverlayIncomplete(ANN_WORK, ANN_LOWER))?
                 .into(),
+            volatile: ann.get(ANN_OVERLAY_VOLATILE).is_some_and(|v| v == "true"),
         }),
     };
 

@@ -173,7 +173,8 @@ pub struct Supervisor {
     signals: UnixStream,
     procs: Vec<Option<Proc>>,
     clients: Vec<Option<Client>>,
-    log: LogFile,
+    /// The container's log; `None` once closed at the end.
+    log: Option<LogFile>,
     /// A stop was asked for: no restart, and SIGKILL at this instant.
     stop: Option<Instant>,
     /// Kept between reads; allocated on first output.
@@ -211,7 +212,7 @@ impl Supervisor {
             signals,
             procs: vec![None],
             clients: Vec::new(),
-            log,
+            log: Some(log),
             stop: None,
             read_buf: Vec::new(),
             frame_buf: Vec::new(),
@@ -327,8 +328,15 @@ impl Supervisor {
             .map(|p| p.pid)
     }
 
-    pub fn log(&self) -> &LogFile {
-        &self.log
+    /// Flushes the log to disk (`sync`) and closes it. Closing before the
+    /// final `Exited` matters for `--rm`: the kernel frees an unlinked
+    /// file's blocks at its last close, which can take a while for a big
+    /// log, and that must be over when `hind run --rm` returns.
+    pub fn close_log(&mut self, sync: bool) -> crate::logfile::Result<()> {
+        match self.log.take() {
+            Some(l) if sync => l.sync(),
+            _ => Ok(()),
+        }
     }
 
     fn add_client(&mut self, mut sock: UnixStream) -> io::Result<usize> {
@@ -597,7 +605,7 @@ impl Supervisor {
     fn deliver(&mut self, owner: Option<usize>, stream: Stream, data: &[u8]) {
         if owner.is_none() {
             let time = protocol::time::now();
-            if let Err(e) = self.log.write(stream, data, &time) {
+            if let Some(Err(e)) = self.log.as_mut().map(|l| l.write(stream, data, &time)) {
                 log::error!("{e}");
             }
         }

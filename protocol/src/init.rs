@@ -15,6 +15,11 @@ pub const INIT_SOCKET_FD: i32 = 3;
 pub const ANN_OVERLAY_LOWER: &str = "run.hind.overlay.lowerdir";
 pub const ANN_OVERLAY_UPPER: &str = "run.hind.overlay.upperdir";
 pub const ANN_OVERLAY_WORK: &str = "run.hind.overlay.workdir";
+/// `"true"`: mount with `volatile` (no syncs of the upper layer, which is
+/// unusable after a crash): for `--rm` containers, whose upper dir is
+/// thrown away anyway. Without it, unmounting the overlay at exit syncs
+/// the whole filesystem under the upper dir.
+pub const ANN_OVERLAY_VOLATILE: &str = "run.hind.overlay.volatile";
 
 /// An overlay root filesystem that init mounts inside the container's own
 /// mount namespace, so it vanishes with the container and never shows up in
@@ -25,6 +30,7 @@ pub struct Overlay {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    pub volatile: bool,
 }
 
 /// One mount inside the container, destination relative to the new root.
