@@ -192,6 +192,8 @@ pub fn relay(sock: UnixStream, tty: bool, stdin: bool) -> Result<i32> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The shim is gone after telling us the exit: that is the end.
+            Err(e) if code.is_some() && e.kind() == io::ErrorKind::ConnectionReset => break,
             Err(e) => return Err(Error::Talk(e.into())),
         };
         dec.feed(&buf[..n]);

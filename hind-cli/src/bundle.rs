@@ -73,48 +73,11 @@ pub struct Options {
     pub auto_remove: bool,
 }
 
-/// Looks a user up in the image's `/etc/passwd` (never the host's, unless
-/// the image is the host), returning (uid, gid, home).
-fn passwd_entry(rootfs: &Path, user: &str) -> Option<(u32, u32, String)> {
-    let data = fs::read_to_string(rootfs.join("etc/passwd")).ok()?;
-    data.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        if f.len() < 6 {
-            return None;
-        }
-        let matches = f[0] == user || f[2] == user;
-        matches.then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?, f[5].to_string())))?
-    })
-}
-
-fn group_id(rootfs: &Path, group: &str) -> Option<u32> {
-    if let Ok(g) = group.parse() {
-        return Some(g);
-    }
-    let data = fs::read_to_string(rootfs.join("etc/group")).ok()?;
-    data.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == group).then(|| f[2].parse().ok())?
-    })
-}
-
-/// Resolves `-u USER[:GROUP]` to (uid, gid, home).
+/// Resolves `-u USER[:GROUP]` in the image's own passwd and group files.
 fn resolve_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, String)> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let bad = |why: &str| Error::User(spec.to_string(), why.to_string());
-    let entry = passwd_entry(rootfs, user);
-    let (uid, mut gid, home) = match (user.parse::<u32>(), entry) {
-        (_, Some(e)) => e,
-        (Ok(uid), None) => (uid, 0, "/".to_string()),
-        (Err(_), None) => return Err(bad("no such user in the image's /etc/passwd")),
-    };
-    if let Some(g) = group {
-        gid = group_id(rootfs, g).ok_or_else(|| bad("no such group in the image's /etc/group"))?;
-    }
-    Ok((uid, gid, home))
+    protocol::user::resolve(rootfs, spec)
+        .map(|u| (u.uid, u.gid, u.home))
+        .map_err(|e| Error::User(spec.to_string(), e.to_string()))
 }
 
 fn online_cpus() -> (String, Vec<u32>) {
@@ -144,20 +107,12 @@ fn merge_env(base: &mut Vec<String>, flags: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn last_cap() -> u8 {
-    fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
-        .min(protocol::caps::NAMES.len() as u8 - 1)
-}
-
 /// The capability set: Docker's default, `--cap-add`/`--cap-drop` applied
 /// (adds win over drops, as in Docker), or everything with --privileged.
 fn capabilities(o: &Options) -> Result<LinuxCapabilities> {
     use std::collections::BTreeSet;
     use std::str::FromStr;
-    let all: BTreeSet<u8> = (0..=last_cap()).collect();
+    let all: BTreeSet<u8> = (0..=protocol::caps::last_cap()).collect();
     let parse = |names: &[String]| -> Result<(bool, BTreeSet<u8>)> {
         let mut set = BTreeSet::new();
         let mut any_all = false;
@@ -423,28 +378,5 @@ mod tests {
         merge_env(&mut e, &["A=2".into(), "B=x=y".into()]).unwrap();
         assert_eq!(e, vec!["PATH=/bin", "A=2", "B=x=y"]);
         assert!(merge_env(&mut e, &["=v".into()]).is_err());
-    }
-
-    #[test]
-    fn users_from_image() {
-        let d = std::env::temp_dir().join(format!("hind-user-{}", std::process::id()));
-        fs::create_dir_all(d.join("etc")).unwrap();
-        fs::write(
-            d.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:100::/home/bob:/bin/sh\n",
-        )
-        .unwrap();
-        fs::write(d.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
-        assert_eq!(
-            resolve_user(&d, "bob").unwrap(),
-            (1000, 100, "/home/bob".into())
-        );
-        assert_eq!(
-            resolve_user(&d, "bob:staff").unwrap(),
-            (1000, 50, "/home/bob".into())
-        );
-        assert_eq!(resolve_user(&d, "42:7").unwrap(), (42, 7, "/".into()));
-        assert!(resolve_user(&d, "nobody").is_err());
-        fs::remove_dir_all(&d).unwrap();
     }
 }

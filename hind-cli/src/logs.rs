@@ -286,19 +286,13 @@ impl Printer {
 fn files(log: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
     let mut n = 1;
-    while let Ok(true) = std::fs::exists(rotated(log, n)) {
-        v.push(rotated(log, n));
+    while let Ok(true) = std::fs::exists(paths::rotated_log(log, n)) {
+        v.push(paths::rotated_log(log, n));
         n += 1;
     }
     v.reverse();
     v.push(log.to_path_buf());
     v
-}
-
-fn rotated(path: &Path, n: u32) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{n}"));
-    PathBuf::from(s)
 }
 
 pub fn logs(layout: &Layout, a: LogsArgs) -> anyhow::Result<i32> {

@@ -29,8 +29,8 @@ pub enum Error {
     Cgroup(PathBuf, #[source] io::Error),
     #[error("fork into the container")]
     Fork(#[source] io::Error),
-    #[error("user {0:?}: {1}")]
-    User(String, &'static str),
+    #[error("user {0:?}")]
+    User(String, #[source] protocol::user::Error),
     #[error("report to the shim")]
     Report(#[source] Box<frame::Error>),
     #[error("expected Start from the shim")]
@@ -59,36 +59,6 @@ fn flag(name: &str) -> Option<CloneFlags> {
         "user" => CloneFlags::CLONE_NEWUSER,
         _ => return None,
     })
-}
-
-/// Resolves `USER[:GROUP]` in the container's own passwd and group files.
-fn resolve_user(spec: &str) -> Result<(u32, u32), Error> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let field = |file: &str, name: &str, col: usize| -> Option<(u32, Option<u32>)> {
-        let data = fs::read_to_string(file).ok()?;
-        data.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > col && (f[0] == name || f[2] == name))
-                .then(|| Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok()))))?
-        })
-    };
-    let (uid, gid) = match (field("/etc/passwd", user, 3), user.parse::<u32>()) {
-        (Some((uid, gid)), _) => (uid, gid.unwrap_or(0)),
-        (None, Ok(uid)) => (uid, 0),
-        (None, Err(_)) => return Err(Error::User(spec.into(), "no such user in the container")),
-    };
-    let gid = match group {
-        None => gid,
-        Some(g) => match (g.parse::<u32>(), field("/etc/group", g, 2)) {
-            (Ok(n), _) => n,
-            (_, Some((n, _))) => n,
-            _ => return Err(Error::User(spec.into(), "no such group in the container")),
-        },
-    };
-    Ok((uid, gid))
 }
 
 /// Joins the container and forks the process; returns only in the child
@@ -139,9 +109,11 @@ pub fn run(sock: &mut UnixStream, cfg: ExecConfig) -> Result<std::convert::Infal
     // so no host directory is reachable from here (CVE-2024-21626 class).
     let mut process = cfg.process.clone();
     if let Some(u) = &cfg.user {
-        let (uid, gid) = resolve_user(u)?;
-        process.uid = uid;
-        process.gid = gid;
+        // Past setns of the mount namespace, "/" is the container's root.
+        let user = protocol::user::resolve(std::path::Path::new("/"), u)
+            .map_err(|e| Error::User(u.clone(), e))?;
+        process.uid = user.uid;
+        process.gid = user.gid;
         process.additional_gids.clear();
     }
     let init = InitConfig {

@@ -114,7 +114,7 @@ pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
     // included; it can be cut only while CAP_SETPCAP is still effective,
     // so before the identity change.
     if let Some(c) = &p.capabilities {
-        for cap in 0..=sys::last_cap() {
+        for cap in 0..=protocol::caps::last_cap() {
             if !c.bounding.contains(&cap) {
                 sys::drop_bounding(cap).map_err(|e| Error::Caps("drop from bounding set", e))?;
             }

@@ -118,14 +118,6 @@ pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<i32> {
     }
 }
 
-/// The highest capability number the running kernel knows.
-pub fn last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
-}
-
 /// Whether `cap` is in this process's bounding set (PR_CAPBSET_READ).
 pub fn in_bounding(cap: u8) -> bool {
     // SAFETY: PR_CAPBSET_READ takes a capability number and touches no memory.

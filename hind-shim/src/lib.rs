@@ -286,7 +286,7 @@ fn exec_config(
         p.cwd = PathBuf::from(cwd);
     }
     if req.privileged {
-        let all: Vec<u8> = (0..protocol::caps::NAMES.len() as u8).collect();
+        let all: Vec<u8> = (0..=protocol::caps::last_cap()).collect();
         p.capabilities = Some(protocol::init::Capabilities {
             bounding: all.clone(),
             effective: all.clone(),

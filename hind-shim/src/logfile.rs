@@ -16,6 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use protocol::control::Stream;
+use protocol::paths::rotated_log;
 use protocol::record::LogOptions;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +45,6 @@ fn open_append(path: &Path) -> Result<File> {
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| Error::Open(path.to_path_buf(), e))
-}
-
-/// The name of rotated file number `n` (1 is the newest).
-pub fn rotated(path: &Path, n: u32) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{n}"));
-    PathBuf::from(s)
 }
 
 impl LogFile {
@@ -114,14 +108,15 @@ impl LogFile {
     fn rotate(&mut self) -> Result<()> {
         let keep = self.opts.max_file.max(2);
         let err = |p: &Path, e| Error::Write(p.to_path_buf(), e);
-        let _ = std::fs::remove_file(rotated(&self.path, keep - 1));
+        let _ = std::fs::remove_file(rotated_log(&self.path, keep - 1));
         for n in (1..keep - 1).rev() {
-            let from = rotated(&self.path, n);
+            let from = rotated_log(&self.path, n);
             if from.exists() {
-                std::fs::rename(&from, rotated(&self.path, n + 1)).map_err(|e| err(&from, e))?;
+                std::fs::rename(&from, rotated_log(&self.path, n + 1))
+                    .map_err(|e| err(&from, e))?;
             }
         }
-        std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(|e| err(&self.path, e))?;
+        std::fs::rename(&self.path, rotated_log(&self.path, 1)).map_err(|e| err(&self.path, e))?;
         self.file = open_append(&self.path)?;
         self.size = 0;
         Ok(())
@@ -248,10 +243,10 @@ mod tests {
         let mut l = LogFile::open(&p, opts).unwrap();
         let text: String = (0..5000).map(|i| format!("{i}\n")).collect();
         l.write(Stream::Stdout, text.as_bytes(), "T").unwrap();
-        for f in [p.clone(), rotated(&p, 1), rotated(&p, 2)] {
+        for f in [p.clone(), rotated_log(&p, 1), rotated_log(&p, 2)] {
             assert!(std::fs::metadata(&f).unwrap().len() <= 1024, "{f:?}");
         }
-        assert!(!rotated(&p, 3).exists());
+        assert!(!rotated_log(&p, 3).exists());
         assert!(std::fs::read_to_string(&p).unwrap().contains("\"4999\\n\""));
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -271,10 +266,10 @@ mod tests {
                 .unwrap();
         }
         let cur = std::fs::read_to_string(&p).unwrap();
-        let old = std::fs::read_to_string(rotated(&p, 1)).unwrap();
+        let old = std::fs::read_to_string(rotated_log(&p, 1)).unwrap();
         assert!(cur.contains("line 19"));
         assert!(!old.is_empty());
-        assert!(!rotated(&p, 2).exists());
+        assert!(!rotated_log(&p, 2).exists());
         assert!(std::fs::metadata(&p).unwrap().len() <= 200);
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -851,6 +851,11 @@ impl Supervisor {
                 let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16));
                 c.flush();
             }
+            // Closing a unix socket with unread input makes the peer's
+            // next read fail with ECONNRESET, possibly before it has read
+            // the Exited just sent: read (and drop) what it sent first.
+            let mut sink = [0u8; 16 * 1024];
+            while matches!(c.sock.read(&mut sink), Ok(n) if n > 0) {}
         }
     }
 }

@@ -64,6 +64,16 @@ pub const DOCKER_DEFAULT: [&str; 14] = [
     "AUDIT_WRITE",
 ];
 
+/// The highest capability number both the running kernel and this table
+/// know.
+pub fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+        .min(NAMES.len() as u8 - 1)
+}
+
 /// The number of a capability named with or without `CAP_`, any case.
 pub fn number(name: &str) -> Option<u8> {
     let up = name.to_ascii_uppercase();

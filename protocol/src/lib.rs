@@ -10,6 +10,7 @@ pub mod init;
 pub mod paths;
 pub mod record;
 pub mod time;
+pub mod user;
 
 /// Version of every message family in this crate. A peer that sees another
 /// number says so instead of misreading the bytes (see `control::Hello`).

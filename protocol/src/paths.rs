@@ -67,6 +67,13 @@ impl Layout {
     }
 }
 
+/// Rotated log number `n` (1 is the newest): `container.log.N`.
+pub fn rotated_log(log: &Path, n: u32) -> PathBuf {
+    let mut s = log.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
 pub fn socket_name(id: &str) -> String {
     format!("{id}.sock")
 }
