@@ -43,17 +43,8 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-need=()
-[[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
-command -v hyperfine >/dev/null || need+=(hyperfine)
-if ((${#need[@]})); then
-    echo "==> apt-get install ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # Best effort for hyperfine: without it a shell loop does the timing.
-    if apt-get update -qq; then
-        apt-get install -y -qq "${need[@]}" >/dev/null || true
-    fi
-fi
+. benches/common.sh
+bench_install busybox-static hyperfine
 if ! [[ -x /bin/busybox ]] || ldd /bin/busybox >/dev/null 2>&1; then
     echo "lifecycle: a static /bin/busybox is needed (apt-get install busybox-static)" >&2
     exit 1
@@ -171,15 +162,7 @@ cp "$bindir/hind" "$bindir/hind-shim" "$bindir/hind-init" "$bin/"
 
 # The busybox root fs.
 rootfs=$work/rootfs
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/root"
-install -d -m 1777 "$rootfs/tmp"
-cp /bin/busybox "$rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-    [[ $applet == busybox ]] || ln -s busybox "$rootfs/bin/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
-    >"$rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+bench_rootfs "$rootfs"
 
 # Run before each timed run: the shim of a finished `run --rm` may still be
 # closing (freeing) a large deleted log; let it finish first (at most 30 s).

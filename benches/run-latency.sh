@@ -20,18 +20,8 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-need=()
-[[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
-command -v hyperfine >/dev/null || need+=(hyperfine)
-command -v runc >/dev/null || need+=(runc)
-if ((${#need[@]})); then
-    echo "==> apt-get install ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # Best effort: without hyperfine or runc the script still measures hind.
-    if apt-get update -qq; then
-        apt-get install -y -qq "${need[@]}" >/dev/null || true
-    fi
-fi
+. benches/common.sh
+bench_install busybox-static hyperfine runc
 
 echo "==> cargo build --release"
 cargo build --release --workspace --bins
@@ -61,15 +51,7 @@ trap cleanup EXIT
 # The busybox root fs, laid out as an OCI bundle so runc can use it too.
 bundle=$work/bundle
 rootfs=$bundle/rootfs
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/root"
-install -d -m 1777 "$rootfs/tmp"
-cp /bin/busybox "$rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-    [[ $applet == busybox ]] || ln -s busybox "$rootfs/bin/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
-    >"$rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+bench_rootfs "$rootfs"
 
 hind_cmd="$hind --root $work/hind-root run --rm --cgroup-parent $cg_parent $rootfs true"
 cmds=("$hind_cmd")

@@ -87,24 +87,23 @@ fn online_cpus() -> (String, Vec<u32>) {
     (s, set.into_iter().collect())
 }
 
-/// Merges `-e` entries over `base`: `K=V` sets, a bare `K` copies the
-/// caller's value if it has one (as Docker does).
-fn merge_env(base: &mut Vec<String>, flags: &[String]) -> Result<()> {
+/// Turns `-e` flags into `K=V` entries: a bare `K` copies the caller's
+/// value if it has one, and is dropped otherwise (as Docker does).
+pub fn expand_env(flags: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(flags.len());
     for e in flags {
-        let (k, v) = match e.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => match std::env::var(e) {
-                Ok(v) => (e.clone(), v),
-                Err(_) => continue,
-            },
-        };
-        if k.is_empty() {
-            return Err(Error::Env(e.clone()));
+        match e.split_once('=') {
+            Some(("", _)) => return Err(Error::Env(e.clone())),
+            Some(_) => out.push(e.clone()),
+            None if e.is_empty() => return Err(Error::Env(e.clone())),
+            None => {
+                if let Ok(v) = std::env::var(e) {
+                    out.push(format!("{e}={v}"));
+                }
+            }
         }
-        base.retain(|x| x.split_once('=').map(|(n, _)| n) != Some(k.as_str()));
-        base.push(format!("{k}={v}"));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The capability set: Docker's default, `--cap-add`/`--cap-drop` applied
@@ -229,7 +228,7 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
     if o.tty {
         env.push("TERM=xterm".into());
     }
-    merge_env(&mut env, &o.env)?;
+    protocol::env::merge(&mut env, &expand_env(&o.env)?);
 
     let mut process = ProcessBuilder::default()
         .terminal(o.tty)
@@ -373,10 +372,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_merge() {
-        let mut e = vec!["PATH=/bin".to_string(), "A=1".to_string()];
-        merge_env(&mut e, &["A=2".into(), "B=x=y".into()]).unwrap();
-        assert_eq!(e, vec!["PATH=/bin", "A=2", "B=x=y"]);
-        assert!(merge_env(&mut e, &["=v".into()]).is_err());
+    fn env_flags_expand() {
+        std::env::set_var("HIND_TEST_ENV_COPY", "v");
+        let e = expand_env(&[
+            "A=2".into(),
+            "HIND_TEST_ENV_COPY".into(),
+            "HIND_TEST_UNSET_X".into(),
+        ])
+        .unwrap();
+        assert_eq!(e, vec!["A=2", "HIND_TEST_ENV_COPY=v"]);
+        assert!(expand_env(&["=v".into()]).is_err());
     }
 }

@@ -132,14 +132,9 @@ pub struct Created {
     pub name: String,
 }
 
-/// Makes the container's dir, bundle and record. `spec` is called with
-/// the id and the dir to produce the config.json.
-pub fn create(
-    layout: &Layout,
-    n: NewContainer,
-    id: &str,
-    spec: impl FnOnce(&Path) -> std::result::Result<Spec, anyhow::Error>,
-) -> anyhow::Result<Created> {
+/// Makes the container's dir, its bundle (`spec` as config.json) and its
+/// record.
+pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow::Result<Created> {
     mkdir(&layout.containers())?;
     let name = claim_name(layout, id, n.name)?;
     let dir = layout.container(id);
@@ -156,7 +151,6 @@ pub fn create(
             .map_err(|e| Error::Create(upper.clone(), e))?;
         std::os::unix::fs::chown(&upper, Some(md.uid()), Some(md.gid()))
             .map_err(|e| Error::Create(upper.clone(), e))?;
-        let spec = spec(&dir)?;
         let cfg = dir.join(paths::CONFIG_JSON);
         spec.save(&cfg)
             .map_err(|e| Error::WriteSpec(cfg.clone(), e))?;

@@ -372,18 +372,7 @@ pub fn exec(layout: &Layout, a: ExecArgs) -> anyhow::Result<i32> {
             bail!("invalid --workdir {w:?}: must be an absolute path");
         }
     }
-    let mut env = Vec::new();
-    for e in &a.env {
-        match e.split_once('=') {
-            Some(("", _)) => bail!("invalid --env {e:?}: empty name"),
-            Some(_) => env.push(e.clone()),
-            None => {
-                if let Ok(v) = std::env::var(e) {
-                    env.push(format!("{e}={v}"));
-                }
-            }
-        }
-    }
+    let env = crate::bundle::expand_env(&a.env)?;
     let req = protocol::control::ExecRequest {
         args: a.command.clone(),
         env,

@@ -41,8 +41,8 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         privileged: a.privileged,
         auto_remove: a.rm,
     };
-    // Validate the spec before claiming a name or making any directory.
-    bundle::build(&id, &layout.container(&id), &image, &opts)?;
+    // Built (and so validated) before a name is claimed or a dir made.
+    let spec = bundle::build(&id, &layout.container(&id), &image, &opts)?;
     let created = container::create(
         layout,
         NewContainer {
@@ -57,7 +57,7 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
             log: a.log_options(),
         },
         &id,
-        |dir| Ok(bundle::build(&id, dir, &image, &opts)?),
+        &spec,
     )?;
 
     let forget = |e: anyhow::Error| -> anyhow::Error {

@@ -273,12 +273,7 @@ fn exec_config(
     p.args = req.args.clone();
     p.terminal = req.tty;
     p.console_size = req.console_size;
-    for e in &req.env {
-        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-        p.env
-            .retain(|x| x.split_once('=').map(|(k, _)| k) != Some(key));
-        p.env.push(e.clone());
-    }
+    protocol::env::merge(&mut p.env, &req.env);
     if req.tty && !p.env.iter().any(|e| e.starts_with("TERM=")) {
         p.env.push("TERM=xterm".into());
     }

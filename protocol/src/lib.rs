@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod cgroupfs;
 pub mod control;
+pub mod env;
 pub mod frame;
 pub mod init;
 pub mod paths;

@@ -223,7 +223,7 @@ impl LifeLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc_cloexec())
+            .custom_flags(nix::fcntl::OFlag::O_CLOEXEC.bits())
             .open(&p)
             .map_err(|e| Error::Lock(p.clone(), e))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -232,10 +232,6 @@ impl LifeLock {
             Err((_, e)) => Err(Error::Lock(p, e.into())),
         }
     }
-}
-
-fn libc_cloexec() -> i32 {
-    nix::fcntl::OFlag::O_CLOEXEC.bits()
 }
 
 /// Whether a shim currently supervises the container in `dir`.
