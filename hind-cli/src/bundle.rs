@@ -74,8 +74,8 @@ pub struct Options {
 }
 
 /// Resolves `-u USER[:GROUP]` in the image's own passwd and group files.
-fn resolve_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, String)> {
-    protocol::user::resolve(rootfs, spec)
+fn resolve_user(image: &Image, spec: &str) -> Result<(u32, u32, String)> {
+    protocol::user::resolve_with(&|f| image.read_file(f), spec)
         .map(|u| (u.uid, u.gid, u.home))
         .map_err(|e| Error::User(spec.to_string(), e.to_string()))
 }
@@ -210,22 +210,33 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
     if o.command.is_empty() {
         return Err(Error::NoCommand);
     }
-    let rootfs = image.rootfs();
-    let (uid, gid, home) = match &o.user {
-        Some(u) => resolve_user(rootfs, u)?,
+    let cfg = image.config();
+    // Flags override the image's config, as in Docker.
+    let user = o.user.clone().or_else(|| cfg.and_then(|c| c.user.clone()));
+    let (uid, gid, home) = match &user {
+        Some(u) => resolve_user(image, u)?,
         None => (0, 0, "/root".to_string()),
     };
-    let cwd = o.workdir.clone().unwrap_or_else(|| "/".into());
+    let cwd = o
+        .workdir
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.working_dir.clone()))
+        .unwrap_or_else(|| "/".into());
     if !cwd.starts_with('/') {
         return Err(Error::Workdir(cwd));
     }
     let hostname = o.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-    let mut env = vec![
-        format!("PATH={DEFAULT_PATH}"),
-        format!("HOSTNAME={hostname}"),
-        format!("HOME={home}"),
-    ];
-    if o.tty {
+    let image_env = cfg.map(|c| c.env.as_slice()).unwrap_or_default();
+    let mut env = Vec::with_capacity(image_env.len() + o.env.len() + 4);
+    if !image_env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    protocol::env::merge(&mut env, image_env);
+    protocol::env::merge(&mut env, &[format!("HOSTNAME={hostname}")]);
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    if o.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
     protocol::env::merge(&mut env, &expand_env(&o.env)?);
@@ -336,9 +347,20 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
             Image::Tar { file, .. } => {
                 return Err(Error::NoOverlay(format!("the tar {}", file.display())))
             }
+            Image::Stored(s) => {
+                return Err(Error::NoOverlay(format!(
+                    "the stored image {}",
+                    s.record.id
+                )))
+            }
         }
     } else {
-        annotations.insert(ANN_LOWER.to_string(), rootfs.display().to_string());
+        let lowers: Vec<String> = image
+            .lowers()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        annotations.insert(ANN_LOWER.to_string(), lowers.join(":"));
         annotations.insert(
             ANN_UPPER.to_string(),
             dir.join(paths::UPPER).display().to_string(),

@@ -97,6 +97,192 @@ pub enum Command {
     Attach(AttachArgs),
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Remove images.
+    Rmi(RmiArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Load images from a docker-save or OCI archive.
+    Load(LoadArgs),
+    /// Save images to an OCI archive.
+    Save(SaveArgs),
+    /// Make an image from a root filesystem tar.
+    Import(ImportArgs),
+    /// Make an image from a container's changes.
+    Commit(CommitArgs),
+    /// Write a container's filesystem as a tar.
+    Export(ExportArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Store credentials for a registry.
+    Login(LoginArgs),
+    /// Forget the credentials for a registry.
+    Logout(LogoutArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove images.
+    Rm(RmiArgs),
+    /// Remove unused images, layers and blobs.
+    Prune(ImagePruneArgs),
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Load images from a docker-save or OCI archive.
+    Load(LoadArgs),
+    /// Save images to an OCI archive.
+    Save(SaveArgs),
+    /// Make an image from a root filesystem tar.
+    Import(ImportArgs),
+    /// Show images as JSON.
+    Inspect(ImageInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Platform of a multi-platform image (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// No progress output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// NAME[:TAG] or NAME@DIGEST.
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Print ids only.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not shorten ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Show all images (accepted for Docker compatibility).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// `json` or a template such as `{{.Repository}}:{{.Tag}}`.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only images of this repository (NAME or NAME:TAG).
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Remove the image even if a container uses it (its tags go; the
+    /// content stays until the container is gone).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Archive to read (default: stdin).
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// No progress output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// File to write (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Commit message.
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Root filesystem tar (gzip or zstd too), or - for stdin.
+    pub file: String,
+    /// Name the image.
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Commit message.
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Author.
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    pub container: String,
+    /// Name the image.
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// File to write (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Remove every image no container uses, not only untagged ones.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not ask (hind never asks; accepted for Docker compatibility).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// `json` or a template such as `{{.Id}}`.
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Registry host (default: docker.io).
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry host (default: docker.io).
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -304,7 +490,20 @@ pub struct RunArgs {
         value_name = "PATH"
     )]
     pub cgroup_parent: String,
-    /// Image: a root filesystem directory, a tar of one, or / (the host).
+    /// Override the image's entrypoint.
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Signal `stop` sends (default: the image's, else SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Pull the image: missing (default), always or never.
+    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
+    /// Platform to pull, for a multi-platform image.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Image: a reference (busybox, host:5000/app:1), an image id, a root
+    /// filesystem directory or tar, or / (the host).
     pub image: String,
     /// Command and arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

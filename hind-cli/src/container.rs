@@ -119,7 +119,11 @@ pub struct NewContainer<'a> {
     /// The image's root dir, whose owner and mode `/` gets.
     pub image_root: &'a Path,
     pub image: &'a str,
+    /// The store image's id, if the image came from the store.
+    pub image_id: Option<String>,
     pub command: Vec<String>,
+    /// From `--stop-signal` or the image's StopSignal.
+    pub stop_signal: Option<i32>,
     pub auto_remove: bool,
     pub tty: bool,
     pub open_stdin: bool,
@@ -159,6 +163,7 @@ pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow
             name: name.clone(),
             created: protocol::time::now(),
             image: n.image.to_string(),
+            image_id: n.image_id,
             command: n.command,
             status: Status::Created,
             pid: 0,
@@ -174,7 +179,7 @@ pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow
             restart: n.restart,
             restart_count: 0,
             log: n.log,
-            stop_signal: None,
+            stop_signal: n.stop_signal,
         }
         .save(&dir)?;
         Ok(())

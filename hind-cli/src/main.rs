@@ -66,6 +66,35 @@ fn main() {
             cli::Command::Inspect(a) => lifecycle::inspect(&layout, a),
             cli::Command::Attach(a) => lifecycle::attach(&layout, a),
             cli::Command::Exec(a) => lifecycle::exec(&layout, a),
+            cli::Command::Pull(a) | cli::Command::Image(cli::ImageCommand::Pull(a)) => {
+                image::pull::pull_cmd(&layout, a)
+            }
+            cli::Command::Images(a) | cli::Command::Image(cli::ImageCommand::Ls(a)) => {
+                image::commands::images(&layout, a)
+            }
+            cli::Command::Rmi(a) | cli::Command::Image(cli::ImageCommand::Rm(a)) => {
+                image::commands::rmi(&layout, a)
+            }
+            cli::Command::Tag(a) | cli::Command::Image(cli::ImageCommand::Tag(a)) => {
+                image::commands::tag(&layout, a)
+            }
+            cli::Command::Load(a) | cli::Command::Image(cli::ImageCommand::Load(a)) => {
+                image::archive::load(&layout, a)
+            }
+            cli::Command::Save(a) | cli::Command::Image(cli::ImageCommand::Save(a)) => {
+                image::archive::save(&layout, a)
+            }
+            cli::Command::Import(a) | cli::Command::Image(cli::ImageCommand::Import(a)) => {
+                image::archive::import(&layout, a)
+            }
+            cli::Command::Image(cli::ImageCommand::Prune(a)) => image::commands::prune(&layout, a),
+            cli::Command::Image(cli::ImageCommand::Inspect(a)) => {
+                image::commands::inspect(&layout, a)
+            }
+            cli::Command::Commit(a) => image::archive::commit(&layout, a),
+            cli::Command::Export(a) => image::archive::export(&layout, a),
+            cli::Command::Login(a) => image::registry::login(&layout, a),
+            cli::Command::Logout(a) => image::registry::logout(&layout, a),
         }
     };
     match result {

@@ -18,10 +18,39 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
     if a.rm && a.restart != record::RestartPolicy::No {
         anyhow::bail!("conflicting options: --restart and --rm");
     }
-    let image = image::resolve(layout, &a.image)?;
+    let policy = match a.pull.as_str() {
+        "always" => image::PullPolicy::Always,
+        "never" => image::PullPolicy::Never,
+        _ => image::PullPolicy::Missing,
+    };
+    // Held until the container's record names its image, so that no rmi
+    // or prune deletes the layers in between.
+    let store = image::store::Store::open(layout)?;
+    let _store_lock = store.lock_shared()?;
+    let image = image::resolve(layout, &a.image, policy, a.platform.as_deref())?;
+    let command = match image.config() {
+        Some(c) => c.command(a.entrypoint.as_deref(), &a.command),
+        None => match a.entrypoint.as_deref() {
+            Some(e) if !e.is_empty() => std::iter::once(e.to_string())
+                .chain(a.command.iter().cloned())
+                .collect(),
+            _ => a.command.clone(),
+        },
+    };
+    let stop_signal = match a
+        .stop_signal
+        .as_deref()
+        .or_else(|| image.config().and_then(|c| c.stop_signal.as_deref()))
+    {
+        Some(s) => Some(
+            crate::lifecycle::parse_signal(s)
+                .with_context(|| format!("invalid stop signal {s:?}"))?,
+        ),
+        None => None,
+    };
     let id = container::new_id()?;
     let opts = bundle::Options {
-        command: a.command.clone(),
+        command: command.clone(),
         env: a.env.clone(),
         workdir: a.workdir.clone(),
         user: a.user.clone(),
@@ -47,9 +76,11 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         layout,
         NewContainer {
             name: a.name.as_deref(),
-            image_root: image.rootfs(),
+            image_root: &image.root_dir(),
             image: &a.image,
-            command: a.command.clone(),
+            image_id: image.id().map(str::to_string),
+            command,
+            stop_signal,
             auto_remove: a.rm,
             tty: a.tty,
             open_stdin: a.interactive,

@@ -132,16 +132,26 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
     Ok(())
 }
 
+/// The kernel copies mount(2) data into one page; longer option strings
+/// (deep images, long store paths) must go through fsconfig instead.
+const MOUNT_DATA_MAX: usize = 4095;
+
 fn mount_overlay(root: &Path, o: &Overlay) -> Result<()> {
     let lower: Vec<String> = o.lower.iter().map(|p| escape_overlay(p)).collect();
     let mut data = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        // Renamed dirs and metadata-only copy-ups would leave the upper dir
+        // pointing into lower layers; `commit` needs it self-contained,
+        // whatever the host's overlay defaults are.
+        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
         lower.join(":"),
         escape_overlay(&o.upper),
         escape_overlay(&o.work)
     );
     if o.volatile {
         data.push_str(",volatile");
+    }
+    if data.len() > MOUNT_DATA_MAX {
+        return mount_overlay_fsconfig(root, o);
     }
     mount(
         Some("overlay"),
@@ -151,6 +161,101 @@ fn mount_overlay(root: &Path, o: &Overlay) -> Result<()> {
         Some(data.as_str()),
     )
     .map_err(|e| Error::Overlay(root.to_path_buf(), e))
+}
+
+/// Mounts the overlay with the new mount API, giving each lower dir as its
+/// own `lowerdir+` option (Linux 6.8+), so the number of layers is limited
+/// only by overlayfs' own stack depth (500), not by one page of options.
+fn mount_overlay_fsconfig(root: &Path, o: &Overlay) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let err = |e: nix::Error| Error::Overlay(root.to_path_buf(), e);
+    let cstr = |s: &str| CString::new(s).map_err(|_| err(nix::Error::EINVAL));
+    let fstype = cstr("overlay")?;
+    // SAFETY: fsopen takes a NUL-terminated fs type name and flags; it
+    // returns a new fd or -1, which is checked before use.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) };
+    if fd < 0 {
+        return Err(err(nix::Error::last()));
+    }
+    // SAFETY: `fd` was just returned by fsopen and is owned by nobody else.
+    let fs = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let set = |cmd: libc::c_uint, key: Option<&str>, value: Option<&Path>| -> Result<()> {
+        let key = key.map(cstr).transpose()?;
+        let value = value
+            .map(|v| {
+                CString::new(v.as_os_str().as_encoded_bytes()).map_err(|_| err(nix::Error::EINVAL))
+            })
+            .transpose()?;
+        // SAFETY: `fs` is an open fs context; key and value are
+        // NUL-terminated strings or null, as the command requires.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                std::os::fd::AsRawFd::as_raw_fd(&fs),
+                cmd,
+                key.as_ref().map_or(std::ptr::null(), |k| k.as_ptr()),
+                value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr()),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(err(nix::Error::last()));
+        }
+        Ok(())
+    };
+    for l in &o.lower {
+        set(libc::FSCONFIG_SET_STRING, Some("lowerdir+"), Some(l))?;
+    }
+    set(libc::FSCONFIG_SET_STRING, Some("upperdir"), Some(&o.upper))?;
+    set(libc::FSCONFIG_SET_STRING, Some("workdir"), Some(&o.work))?;
+    set(
+        libc::FSCONFIG_SET_STRING,
+        Some("redirect_dir"),
+        Some(Path::new("off")),
+    )?;
+    set(
+        libc::FSCONFIG_SET_STRING,
+        Some("metacopy"),
+        Some(Path::new("off")),
+    )?;
+    if o.volatile {
+        set(libc::FSCONFIG_SET_FLAG, Some("volatile"), None)?;
+    }
+    set(libc::FSCONFIG_CMD_CREATE, None, None)?;
+    // SAFETY: fsmount takes the configured context fd and flags and
+    // returns a new mount fd or -1, which is checked.
+    let m = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            std::os::fd::AsRawFd::as_raw_fd(&fs),
+            libc::FSMOUNT_CLOEXEC,
+            0,
+        )
+    };
+    if m < 0 {
+        return Err(err(nix::Error::last()));
+    }
+    // SAFETY: `m` was just returned by fsmount and is owned by nobody else.
+    let mnt = unsafe { OwnedFd::from_raw_fd(m as i32) };
+    let target =
+        CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| err(nix::Error::EINVAL))?;
+    // SAFETY: move_mount attaches the detached mount `mnt` (empty path:
+    // the fd itself) at the NUL-terminated `target`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            std::os::fd::AsRawFd::as_raw_fd(&mnt),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(err(nix::Error::last()));
+    }
+    Ok(())
 }
 
 /// Overlay options are split on `,` and lower dirs on `:`; both may be

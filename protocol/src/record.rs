@@ -93,6 +93,10 @@ pub struct Record {
     pub created: String,
     /// The image as the user named it.
     pub image: String,
+    /// The stored image's id (its config digest), when the image came from
+    /// the image store: `rmi` refuses to delete an image a container uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     pub command: Vec<String>,
     pub status: Status,
     /// Container init's pid in the host's pid namespace, while running.
@@ -265,6 +269,7 @@ mod tests {
             name: "n".into(),
             created: crate::time::now(),
             image: "/".into(),
+            image_id: None,
             command: vec!["true".into()],
             status: Status::Created,
             pid: 0,

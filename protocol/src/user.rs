@@ -20,10 +20,13 @@ pub enum Error {
     NoGroup,
 }
 
-/// The first line of `root/file` whose name (field 0) or id (field 2) is
+/// Reads a file of the root filesystem by its path relative to `/`.
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The first line of `file` whose name (field 0) or id (field 2) is
 /// `key`, split into fields.
-fn find(root: &Path, file: &str, key: &str) -> Option<Vec<String>> {
-    let data = fs::read_to_string(root.join(file)).ok()?;
+fn find(read: ReadFile, file: &str, key: &str) -> Option<Vec<String>> {
+    let data = read(file)?;
     data.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 3 && (f[0] == key || f[2] == key))
@@ -34,11 +37,17 @@ fn find(root: &Path, file: &str, key: &str) -> Option<Vec<String>> {
 /// Resolves `USER[:GROUP]` (names or numbers) under `root`. A numeric user
 /// that has no passwd entry is used as it is, with gid 0 and home `/`.
 pub fn resolve(root: &Path, spec: &str) -> Result<User, Error> {
+    resolve_with(&|f| fs::read_to_string(root.join(f)).ok(), spec)
+}
+
+/// [`resolve`] over a root filesystem that is not one directory (an
+/// image's layers): `read` finds the files.
+pub fn resolve_with(read: ReadFile, spec: &str) -> Result<User, Error> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let mut u = match (find(root, "etc/passwd", user), user.parse::<u32>()) {
+    let mut u = match (find(read, "etc/passwd", user), user.parse::<u32>()) {
         (Some(f), _) => User {
             uid: f[2].parse().map_err(|_| Error::NoUser)?,
             gid: f.get(3).and_then(|g| g.parse().ok()).unwrap_or(0),
@@ -54,7 +63,7 @@ pub fn resolve(root: &Path, spec: &str) -> Result<User, Error> {
     if let Some(g) = group {
         u.gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => find(root, "etc/group", g)
+            Err(_) => find(read, "etc/group", g)
                 .and_then(|f| f[2].parse().ok())
                 .ok_or(Error::NoGroup)?,
         };

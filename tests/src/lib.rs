@@ -13,7 +13,9 @@ pub mod clean;
 pub mod detach;
 pub mod env;
 pub mod image;
+pub mod oci;
 pub mod process;
+pub mod registry;
 
 use std::path::PathBuf;
 
