@@ -25,8 +25,11 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
     };
     // Held until the container's record names its image, so that no rmi
     // or prune deletes the layers in between.
-    let store = image::store::Store::open(layout)?;
-    let _store_lock = store.lock_shared()?;
+    let _store_lock = if image::uses_store(&a.image) {
+        Some(image::store::Store::open(layout)?.lock_shared()?)
+    } else {
+        None
+    };
     let image = image::resolve(layout, &a.image, policy, a.platform.as_deref())?;
     let command = match image.config() {
         Some(c) => c.command(a.entrypoint.as_deref(), &a.command),

@@ -15,7 +15,7 @@ use hind_tests::image::make_tar;
 use hind_tests::oci::{
     docker_archive, oci_archive, Compression, Entry, ImageBuilder, Kind, Layer, Layout, REF_NAME,
 };
-use hind_tests::{bb, busybox_image, TestEnv};
+use hind_tests::{bb, busybox_image, TestEnv, HOLD};
 
 /// Names in a directory, sorted (empty if it does not exist).
 fn entries(dir: &Path) -> Vec<String> {
@@ -277,6 +277,17 @@ fn save_then_load_into_another_root() {
         serde_json::from_slice(&names["manifest.json"]).expect("manifest.json");
     assert_eq!(docker[0]["RepoTags"], serde_json::json!(["saved/img:2"]));
 
+    // To stdout: the same bytes (the archive is deterministic).
+    let piped = env.scratch().join("piped.tar");
+    let mut c = env.hind();
+    c.args(["save", "saved/img:2"])
+        .stdout(fs::File::create(&piped).expect("create piped.tar"));
+    assert!(c.status().expect("run hind save").success());
+    assert!(
+        fs::read(&piped).expect("read piped.tar") == fs::read(&saved).expect("read saved.tar"),
+        "save to stdout and to -o differ"
+    );
+
     let env2 = TestEnv::new("save_load2");
     let out = env2.run(&["load", "-i", path_str(&saved)]);
     out.expect_success();
@@ -413,6 +424,27 @@ fn commit_makes_layers_with_whiteouts() {
     out.expect_success();
     assert_eq!(out.stdout, LAYERED_SEES, "{out}");
     env.run(&["rm", "c1", "c2"]).expect_success();
+    env.finish();
+}
+
+#[test]
+fn commit_running_container() {
+    let env = TestEnv::new("commit_running");
+    load_base(&env);
+    let script = format!("echo live > /live; {HOLD}");
+    let mut held = env.spawn(&[
+        "run", "--rm", "-i", "--name", "r1", "base:1", "sh", "-c", &script,
+    ]);
+    assert!(
+        held.wait_for_stdout("ready", std::time::Duration::from_secs(30)),
+        "container did not start"
+    );
+    let out = env.run(&["commit", "r1", "live:1"]);
+    out.expect_success();
+    held.release().expect_success();
+    let out = env.run(&["run", "--rm", "live:1", "cat", "/live"]);
+    out.expect_success();
+    assert_eq!(out.stdout, "live\n");
     env.finish();
 }
 

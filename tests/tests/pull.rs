@@ -674,10 +674,11 @@ fn killed_pull_leaves_no_image_and_the_next_one_works() {
     // Straight from the registry this time.
     let r = reg.reference("test/big:v1");
     env.run(&["pull", "-q", &r]).expect_success();
+    // The next writer swept what the killed pull left in tmp/.
+    assert_eq!(entries(&tmp), Vec::<String>::new());
     let out = env.run(&["run", "--rm", &r, "sh", "-c", "wc -c < /noise"]);
     out.expect_success();
     assert_eq!(out.stdout.trim(), (8 << 20).to_string(), "{out}");
-    // `image prune` sweeps what the killed pull left in tmp/.
     env.run(&["image", "prune"]).expect_success();
     assert_eq!(entries(&tmp), Vec::<String>::new());
     let ids: BTreeSet<String> = env
@@ -687,6 +688,183 @@ fn killed_pull_leaves_no_image_and_the_next_one_works() {
         .map(str::to_string)
         .collect();
     assert_eq!(ids.len(), 1);
+    drop(reg);
+    env.finish();
+}
+
+/// `skopeo copy --format v2s2` of `layout`'s tag `t` (all platforms) to
+/// `dest`: Docker's v2 schema 2 manifests and manifest lists, with Docker's
+/// layer media types (digests of manifests change, blobs stay).
+#[track_caller]
+fn push_docker_format(layout: &Path, dest: &str) {
+    let mut c = std::process::Command::new("skopeo");
+    c.args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--all",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+    ])
+    .arg(format!("oci:{}:t", layout.display()))
+    .arg(format!("docker://{dest}"));
+    let out = hind_tests::process::run(c, b"", Duration::from_secs(60));
+    assert_eq!(out.code, 0, "skopeo copy --format v2s2:\n{out}");
+}
+
+#[test]
+fn docker_schema2_manifest_and_list() {
+    let env = TestEnv::new("pull_docker_types");
+    let reg = Registry::start(env.scratch());
+    let img = ImageBuilder::new()
+        .layer(Layer::busybox().gzip())
+        .layer(Layer::new(&[Entry::file("etc/hello", "hello\n")]).gzip());
+    let layout = env.scratch().join("single");
+    img.write_layout(&layout, "t");
+    push_docker_format(&layout, &reg.reference("docker/single:v1"));
+    let m = reg.manifest("docker/single", "v1");
+    assert_eq!(
+        m.header("Content-Type"),
+        Some("application/vnd.docker.distribution.manifest.v2+json")
+    );
+    let digest = m
+        .header("Docker-Content-Digest")
+        .expect("digest")
+        .to_string();
+    let r = reg.reference("docker/single:v1");
+    let out = env.run(&["pull", &r]);
+    out.expect_success();
+    assert!(out.stdout.contains(&format!("Digest: {digest}\n")), "{out}");
+    let i = inspect(&env, &r);
+    assert_eq!(
+        i["Layers"][1]["MediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let out = env.run(&["run", "--rm", &r, "cat", "/etc/hello"]);
+    out.expect_success();
+    assert_eq!(out.stdout, "hello\n");
+
+    let layout = env.scratch().join("list");
+    IndexBuilder::amd64_arm64(|_| ImageBuilder::new().layer(Layer::busybox().gzip()))
+        .write_layout(&layout, "t");
+    push_docker_format(&layout, &reg.reference("docker/list:v1"));
+    let m = reg.manifest("docker/list", "v1");
+    assert_eq!(
+        m.header("Content-Type"),
+        Some("application/vnd.docker.distribution.manifest.list.v2+json")
+    );
+    let r = reg.reference("docker/list:v1");
+    env.run(&["pull", "-q", &r]).expect_success();
+    let out = env.run(&["run", "--rm", &r, "cat", "/platform"]);
+    out.expect_success();
+    assert_eq!(out.stdout, format!("{}\n", host_arch()));
+    drop(reg);
+    env.finish();
+}
+
+/// An HTTP front that answers every blob GET with a 307 to the registry
+/// itself and forwards everything else: what registries that keep blobs
+/// in an object store do. Counts the redirects.
+struct RedirectProxy {
+    addr: String,
+    redirects: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl RedirectProxy {
+    fn start(upstream: &str) -> RedirectProxy {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind redirect proxy");
+        let addr = l.local_addr().expect("redirect proxy address").to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let redirects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, n, up) = (stop.clone(), redirects.clone(), upstream.to_string());
+        let accept = std::thread::spawn(move || {
+            for c in l.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = c else { continue };
+                let (n, up) = (n.clone(), up.clone());
+                std::thread::spawn(move || {
+                    let _ = redirect_one(client, &up, &n);
+                });
+            }
+        });
+        RedirectProxy {
+            addr,
+            redirects,
+            stop,
+            accept: Some(accept),
+        }
+    }
+}
+
+/// Serves one request: a 307 for blobs, else the registry's answer, with
+/// the connection closed after it.
+fn redirect_one(
+    mut client: TcpStream,
+    upstream: &str,
+    redirects: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut b)? == 0 {
+            return Ok(());
+        }
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+    if path.contains("/blobs/") {
+        redirects.fetch_add(1, Ordering::SeqCst);
+        write!(
+            client,
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{upstream}{path}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        return Ok(());
+    }
+    let mut req = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            req.push_str(line);
+            req.push_str("\r\n");
+        }
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(req.as_bytes())?;
+    std::io::copy(&mut up, &mut client)?;
+    client.shutdown(Shutdown::Both)
+}
+
+impl Drop for RedirectProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[test]
+fn blob_redirects_are_followed() {
+    let env = TestEnv::new("pull_redirect");
+    let reg = Registry::start(env.scratch());
+    let d = push(&env, &reg, &layered_image(), "test/app:v1");
+    let proxy = RedirectProxy::start(reg.addr());
+    let r = format!("{}/test/app:v1", proxy.addr);
+    env.run(&["pull", "-q", &r]).expect_success();
+    // The config and every layer came by way of a redirect.
+    assert_eq!(proxy.redirects.load(Ordering::SeqCst), 1 + d.layers.len());
+    let out = env.run(&["run", "--rm", &r, "cat", "/var/cache/new"]);
+    out.expect_success();
+    assert_eq!(out.stdout, "new\n");
+    drop(proxy);
     drop(reg);
     env.finish();
 }

@@ -1122,7 +1122,7 @@ pub fn import(layout: &Layout, a: ImportArgs) -> anyhow::Result<i32> {
     };
     let ing = store
         .ingest_layer(&mut *input, &expect, &extract::Options::default())
-        .map_err(|e| anyhow::Error::new(e).context(format!("import {label}")))?;
+        .map_err(|e| anyhow::Error::new(e).context("import"))?;
     let created = now();
     let mut history = HistoryBuilder::default()
         .created(created.clone())
@@ -1263,7 +1263,7 @@ pub fn commit(layout: &Layout, a: CommitArgs) -> anyhow::Result<i32> {
     };
     let ing = store
         .ingest_layer(&mut r, &expect, &extract::Options::default())
-        .map_err(|e| anyhow::Error::new(e).context(format!("commit {}", a.container)))?;
+        .map_err(|e| anyhow::Error::new(e).context("commit"))?;
     drop(r);
     drop(tmp);
     let base_config = store.config(&base)?;

@@ -193,6 +193,11 @@ fn lookup_in_layer(layer: &Path, rel: &str) -> Lookup {
     Lookup::Absent
 }
 
+/// Whether `arg` names an image of the store (not a path or the host).
+pub fn uses_store(arg: &str) -> bool {
+    !(arg == "/" || arg == "NOIMG" || is_path(arg))
+}
+
 fn is_path(s: &str) -> bool {
     s.starts_with('/') || s.starts_with("./") || s.starts_with("../") || s == "." || s == ".."
 }

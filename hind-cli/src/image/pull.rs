@@ -67,9 +67,10 @@ const PARALLEL: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Already names the registry and says what to do (`hind login`).
+    /// Names the registry itself (and says to run `hind login` when that
+    /// is what is missing).
     #[error(transparent)]
-    Auth(registry::Error),
+    Client(registry::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("invalid platform {0:?}: expected os/arch[/variant]")]
@@ -398,7 +399,7 @@ impl Puller<'_> {
                 image: self.image.clone(),
                 registry,
             },
-            e @ registry::Error::AuthRequired(_) => Error::Auth(e),
+            e @ registry::Error::AuthRequired(_) => Error::Client(e),
             source => Error::Registry {
                 image: self.image.clone(),
                 what: what.to_string(),
@@ -745,7 +746,7 @@ pub fn pull_image(layout: &Layout, store: &Store, r: &Reference, o: &Options) ->
     // collect the layers this pull finds present or has just added.
     let _lock = store.lock_shared()?;
     let p = Puller {
-        client: Client::new(layout, &r.registry).map_err(Error::Auth)?,
+        client: Client::new(layout, &r.registry).map_err(Error::Client)?,
         store,
         r,
         image: r.to_string(),

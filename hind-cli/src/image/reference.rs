@@ -138,15 +138,6 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// The host the registry API is reached at.
-    pub fn api_host(&self) -> &str {
-        if self.registry == DEFAULT_REGISTRY {
-            DOCKER_HUB_API
-        } else {
-            &self.registry
-        }
-    }
-
     /// The tag or digest a manifest is fetched by (the digest wins).
     pub fn manifest_ref(&self) -> &str {
         self.digest
@@ -215,7 +206,6 @@ mod tests {
         let r = Reference::parse("busybox").unwrap();
         assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
         assert_eq!(r.familiar(), "busybox:latest");
-        assert_eq!(r.api_host(), DOCKER_HUB_API);
         let r = Reference::parse("team/app:1.2").unwrap();
         assert_eq!(r.to_string(), "docker.io/team/app:1.2");
         let r = Reference::parse("localhost:5000/team/app:1.2").unwrap();

@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::fcntl::{Flock, FlockArg};
 use protocol::paths::Layout;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use super::extract::{self, DigestReader, DigestWriter};
 use super::reference::{is_digest, Reference};
@@ -66,8 +65,6 @@ pub enum Error {
     Extract(String, #[source] extract::Error),
     #[error("layer {0}: read")]
     Stream(String, #[source] io::Error),
-    #[error("invalid digest {0:?}")]
-    BadDigest(String),
     #[error("image {0}: missing layer {1}")]
     MissingLayer(String, String),
     #[error("image config {0}: {1}")]
@@ -145,7 +142,6 @@ pub struct Ingested {
     pub size: u64,
     pub diff_id: String,
     pub chain_id: String,
-    pub unpacked: u64,
 }
 
 pub fn hex(digest: &str) -> &str {
@@ -266,18 +262,45 @@ impl Store {
         Ok(Store { dir })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn tmp(&self) -> PathBuf {
         self.dir.join("tmp")
     }
 
     /// Held by everything that adds to the store or starts a container
-    /// from it.
+    /// from it. Taking it also clears scratch files of writers that died
+    /// (a killed pull), so they do not wait for `image prune`.
     pub fn lock_shared(&self) -> Result<StoreLock> {
-        flock(&self.dir.join("lock"), FlockArg::LockShared)
+        let l = flock(&self.dir.join("lock"), FlockArg::LockShared)?;
+        self.sweep_dead_scratch();
+        Ok(l)
+    }
+
+    /// Removes `tmp/<kind>-<pid>-...` entries whose pid is gone. A live
+    /// writer's files are never touched: its pid exists.
+    fn sweep_dead_scratch(&self) {
+        let Ok(rd) = fs::read_dir(self.tmp()) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.split('-').nth(1))
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                .map_or_else(|e| e == nix::errno::Errno::EPERM, |()| true);
+            if !alive {
+                let p = e.path();
+                let _ = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
     }
 
     /// Held by everything that deletes from the store.
@@ -503,7 +526,6 @@ impl Store {
             size,
             diff_id,
             chain_id: chain,
-            unpacked: stats.bytes,
         })
     }
 
@@ -679,7 +701,7 @@ impl Store {
             if let Some(d) = &r.digest {
                 let want = format!("{}@{d}", r.name());
                 return Ok(self.images()?.into_iter().find(|i| {
-                    i.repo_digests.iter().any(|x| *x == want)
+                    i.repo_digests.contains(&want)
                         || (i.manifest == *d && r.tag.is_none())
                 }));
             }
@@ -810,29 +832,6 @@ pub fn oci_manifest(config: &str, config_size: u64, layers: &[LayerRef]) -> Vec<
         })).collect::<Vec<_>>(),
     });
     serde_json::to_vec(&m).expect("manifest serializes")
-}
-
-/// sha256 of a file's content, as `sha256:<hex>`.
-pub fn file_digest(path: &Path) -> Result<String> {
-    let mut f = File::open(path).map_err(|e| Error::Read(path.to_path_buf(), e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| Error::Read(path.to_path_buf(), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!(
-        "sha256:{}",
-        h.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
 }
 
 #[cfg(test)]
