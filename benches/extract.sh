@@ -15,14 +15,15 @@
 # The layer: a few big random files, some medium ones, and thousands of
 # small text files in nested dirs plus a few symlinks (~200 MB, ~12,000
 # entries). The tar is read once before timing so that every run reads it
-# from the page cache; before each run the previous output is removed and
-# everything synced, so no run pays for the one before.
+# from the page cache; each run extracts into a new dir after a sync, and
+# nothing is deleted before the last run (see below), so no run pays for
+# another. Needs about RUNS x 870 MB of free space.
 #
 # Usage: benches/extract.sh [RUNS]   (default 3; root required)
 #
 # Knobs (environment): HIND_BENCH_BIN=DIR (use the hind in DIR instead of
-# building), HIND_BENCH_DIR=DIR (where to work, default a new dir under
-# /tmp; the figures depend on that filesystem).
+# building), HIND_BENCH_DIR=DIR (work in a new dir under DIR instead of on
+# a private ext4 loop filesystem; the figures depend on that filesystem).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,12 +47,34 @@ fi
     exit 1
 }
 
-work=$(mktemp -d "${HIND_BENCH_DIR:-/tmp}/hind-bench.XXXXXX")
+work=$(mktemp -d /tmp/hind-bench.XXXXXX)
 cleanup() {
     set +e
+    # Anything still mounted under the work dir is unmounted before removal,
+    # so rm never walks into another filesystem.
+    awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
+        sort -r | while read -r m; do umount "$m" || umount -l "$m"; done
     rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
+
+# Where the layer is made and extracted: a private ext4 on a loop device by
+# default, because on a shared ext4 every file created within 30 s of
+# someone else's mass delete pays for it (recently_deleted() in
+# fs/ext4/ialloc.c scans the freed inodes), which made the figures swing
+# by 10x while other jobs ran. HIND_BENCH_DIR=DIR works in DIR instead.
+if [[ -n ${HIND_BENCH_DIR:-} ]]; then
+    fsdir=$(mktemp -d "$HIND_BENCH_DIR/hind-bench.XXXXXX")
+    trap 'cleanup; rm -rf --one-file-system "$fsdir"' EXIT
+    echo "==> working in $fsdir"
+else
+    fsdir=$work/fs
+    mkdir "$fsdir"
+    truncate -s $((runs + 2))G "$work/fs.img"
+    mkfs.ext4 -q -F "$work/fs.img"
+    mount -o loop "$work/fs.img" "$fsdir"
+    echo "==> working on a fresh ext4 loop filesystem ($((runs + 2)) GB sparse image)"
+fi
 
 # Copied out of target/ so a concurrent cargo build cannot swap it.
 mkdir -p "$work/bin"
@@ -59,7 +82,7 @@ cp "$bindir/hind" "$work/bin/hind"
 hind=$work/bin/hind
 
 echo "==> making the layer"
-src=$work/src
+src=$fsdir/src
 mkdir -p "$src/big" "$src/medium"
 for i in 1 2 3; do
     head -c 40M /dev/urandom >"$src/big/blob$i"
@@ -77,54 +100,58 @@ done
 for i in $(seq 1 50); do
     ln -s "../big/blob$((i % 3 + 1))" "$src/medium/link$i"
 done
-layer=$work/layer.tar
+layer=$fsdir/layer.tar
 tar -C "$src" -cf "$layer" .
-rm -rf "$src"
+# $src stays until the end: see below.
 bytes=$(stat -c %s "$layer")
 entries=$(tar -tf "$layer" | wc -l)
 echo "==> layer: $bytes bytes, $entries entries"
 cat "$layer" >/dev/null
 
-# ns TIME_CMD...: runs the command, prints its wall time in ns.
+# Nothing is deleted until every run is done: ext4 makes every new inode
+# skip the inodes freed in the last 30 s (recently_deleted() in
+# fs/ext4/ialloc.c), which after deleting a 12,000-file tree costs seconds
+# of system time and would bill one run's clean-up to the next. Each run
+# gets its own output dir instead (about RUNS x 870 MB in all).
+out=$fsdir/out
+mkdir -p "$out"
+
+# ns NAME DIR: runs NAME into DIR (made fresh), prints its wall time in ns.
 ns() {
     local t0 t1
+    mkdir "$2"
+    sync
     t0=$(date +%s%N)
-    "$@" >/dev/null
+    "$1" "$2" >/dev/null
     t1=$(date +%s%N)
     echo $((t1 - t0))
 }
 
-fresh() {
-    rm -rf "$work/out"
-    mkdir -p "$work/out"
-    sync
-}
-
-tar_x() { tar -xf "$layer" -C "$work/out"; }
+tar_x() { tar -xf "$layer" -C "$1"; }
 tar_x_sync() {
-    tar -xf "$layer" -C "$work/out"
-    sync -f "$work/out"
+    tar -xf "$layer" -C "$1"
+    sync -f "$1"
 }
-hind_import() { "$hind" --root "$work/out/root" import "$layer"; }
+hind_import() { "$hind" --root "$1" import "$layer"; }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -A result
-for name in tar_x tar_x_sync hind_import; do
-    samples=()
-    for ((r = 0; r < runs; r++)); do
-        fresh
-        samples+=("$(ns "$name")")
+names=(tar_x tar_x_sync hind_import)
+declare -A samples
+# Round-robin, so slow phases of the machine hit every tool alike.
+for ((r = 0; r < runs; r++)); do
+    for name in "${names[@]}"; do
+        samples[$name]+="$(ns "$name" "$out/$name-$r") "
     done
-    result[$name]=$(printf '%s\n' "${samples[@]}" | median)
 done
-fresh
+declare -A result
+for name in "${names[@]}"; do
+    result[$name]=$(tr ' ' '\n' <<<"${samples[$name]}" | grep . | median)
+done
 
 # Sanity: hind's layer holds what tar extracted.
-tar -xf "$layer" -C "$work/out"
-"$hind" --root "$work/root-check" import "$layer" >/dev/null
-diffdir=$(find "$work/root-check/images/layers" -mindepth 2 -maxdepth 2 -name diff)
-if ! diff -r --no-dereference "$work/out" "$diffdir" >/dev/null; then
+diffdir=$(find "$out/hind_import-0/images/layers" -mindepth 2 -maxdepth 2 -name diff)
+if ! diff -r --no-dereference "$out/tar_x-0" "$diffdir" >/dev/null; then
     echo "extract: hind's layer differs from tar's extraction" >&2
     exit 1
 fi
@@ -132,7 +159,7 @@ fi
 echo
 printf '%-14s %10s %10s   (%s bytes, %s entries, median of %s)\n' \
     "" "seconds" "MB/s" "$bytes" "$entries" "$runs"
-for name in tar_x tar_x_sync hind_import; do
+for name in "${names[@]}"; do
     label=${name//_/ }
     [[ $name == tar_x ]] && label="tar -x"
     [[ $name == tar_x_sync ]] && label="tar -x + sync"

@@ -94,6 +94,8 @@ pub enum Error {
     ReadFile(PathBuf, #[source] io::Error),
     #[error("{0}: refusing to write a tar to a terminal (use -o FILE or redirect stdout)")]
     Terminal(&'static str),
+    #[error("save: copy blob {0} into the archive")]
+    CopyBlob(String, #[source] io::Error),
     #[error("save: image {0}: blob {1} holds {2}, not what its name says")]
     SaveBlob(String, String, String),
     #[error("invalid reference {0:?}: {1}")]
@@ -482,6 +484,8 @@ struct LayerSource {
     /// Digest and size of the blob, when a manifest gives them.
     digest: Option<String>,
     size: Option<u64>,
+    /// As the manifest says; sniffed from the blob when there is none.
+    media_type: Option<String>,
 }
 
 /// One image to load, as the archive describes it.
@@ -606,6 +610,7 @@ fn oci_images(m: &Members) -> Result<Vec<Pending>> {
                 member: m.blob_name(&ld)?,
                 digest: Some(ld),
                 size: Some(l.size()),
+                media_type: Some(l.media_type().to_string()),
             });
         }
         let media_type = manifest
@@ -677,6 +682,7 @@ fn docker_images(m: &Members) -> Result<Vec<Pending>> {
                 member: name,
                 digest,
                 size: None,
+                media_type: None,
             });
         }
         out.push(Pending {
@@ -711,12 +717,13 @@ fn load_image(store: &Store, m: &Members, p: &Pending, added: &mut Added) -> Res
     for (i, l) in p.layers.iter().enumerate() {
         let head = read_head(&mut *m.open(&l.member)?)
             .map_err(|e| Error::CopyEntry(m.label.clone(), l.member.clone(), e))?;
-        let media_type = layer_media_type(&head);
+        let sniffed = layer_media_type(&head);
+        let media_type = l.media_type.as_deref().unwrap_or(sniffed);
         // An uncompressed docker-save layer is its own diff id.
         let known_blob = l
             .digest
             .clone()
-            .or_else(|| (media_type == MEDIA_LAYER_TAR).then(|| diff_ids[i].clone()));
+            .or_else(|| (sniffed == MEDIA_LAYER_TAR).then(|| diff_ids[i].clone()));
         if let Some(b) = known_blob
             .as_ref()
             .filter(|b| store.layer_present(&chains[i], b))
@@ -809,7 +816,7 @@ pub fn load(layout: &Layout, a: LoadArgs) -> anyhow::Result<i32> {
         .map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
     let lock = store.lock_shared()?;
     let mut added = Added::default();
-    let result = (|| -> Result<Vec<(ImageRecord, Vec<Reference>)>> {
+    let result = (|| -> Result<()> {
         let scratch = ScratchDir::create(&store.tmp(), "load")?;
         let members = Members::read(&label, a.input.as_deref(), scratch.path())?;
         let pending = if members.contains("index.json") {
@@ -819,29 +826,29 @@ pub fn load(layout: &Layout, a: LoadArgs) -> anyhow::Result<i32> {
         } else {
             return Err(Error::UnknownFormat(label.clone()));
         };
-        let mut out = Vec::new();
+        // Each image is reported once it is in the store, as Docker does:
+        // a later image failing does not take back an earlier one.
+        let mut out = io::stdout().lock();
         for p in &pending {
             let rec = load_image(&store, &members, p, &mut added)?;
-            out.push((rec, p.tags.clone()));
+            let line = if p.tags.is_empty() {
+                format!("Loaded image ID: {}\n", rec.id)
+            } else {
+                p.tags
+                    .iter()
+                    .map(|t| format!("Loaded image: {}\n", t.familiar()))
+                    .collect()
+            };
+            out.write_all(line.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::Write("stdout".into(), e))?;
         }
-        Ok(out)
+        Ok(())
     })();
     drop(lock);
-    let loaded = match result {
-        Ok(l) => l,
-        Err(e) => {
-            take_back(&store, &added);
-            return Err(anyhow::Error::new(e).context("load"));
-        }
-    };
-    let mut out = io::stdout().lock();
-    for (rec, tags) in loaded {
-        if tags.is_empty() {
-            writeln!(out, "Loaded image ID: {}", rec.id)?;
-        }
-        for t in tags {
-            writeln!(out, "Loaded image: {}", t.familiar())?;
-        }
+    if let Err(e) = result {
+        take_back(&store, &added);
+        return Err(anyhow::Error::new(e).context("load"));
     }
     Ok(0)
 }
@@ -986,7 +993,7 @@ fn append_blob(
     let mut r = DigestReader::new(BufReader::with_capacity(1 << 20, f).take(len));
     let mut h = save_header(tar::EntryType::Regular, 0o644, len);
     b.append_data(&mut h, format!("blobs/sha256/{}", hex(digest)), &mut r)
-        .map_err(|e| Error::ReadFile(p.clone(), e))?;
+        .map_err(|e| Error::CopyBlob(digest.to_string(), e))?;
     if r.digest() != digest || r.count() != len {
         return Err(Error::SaveBlob(
             image.to_string(),
@@ -1062,16 +1069,22 @@ fn write_save(
                 .collect(),
         });
     }
-    let index: ImageIndex = serde_json::from_value(json!({
+    let index = json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_OCI_INDEX,
         "manifests": index,
-    }))
-    .map_err(|e| Error::Invalid("(save)".into(), format!("index.json: {e}")))?;
+    });
+    // Checked against the spec's types, but written from the JSON value:
+    // oci-spec keeps annotations in a HashMap, whose order changes from run
+    // to run, and a saved archive should be the same bytes every time.
+    let _: ImageIndex = serde_json::from_value(index.clone())
+        .map_err(|e| Error::Invalid("(save)".into(), format!("index.json: {e}")))?;
     let index = serde_json::to_vec(&index).expect("index serializes");
     let docker = serde_json::to_vec(&docker).expect("manifest.json serializes");
 
-    let mut b = tar::Builder::new(w);
+    // Big writes whatever `w` is (stdout is line buffered).
+    let mut bw = io::BufWriter::with_capacity(1 << 20, w);
+    let mut b = tar::Builder::new(&mut bw as &mut dyn Write);
     append_bytes(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(werr)?;
     append_bytes(&mut b, "index.json", &index).map_err(werr)?;
     append_bytes(&mut b, "manifest.json", &docker).map_err(werr)?;
@@ -1090,7 +1103,8 @@ fn write_save(
             }
         }
     }
-    b.into_inner().and_then(|w| w.flush()).map_err(werr)
+    b.into_inner().and_then(|w| w.flush()).map_err(werr)?;
+    bw.flush().map_err(werr)
 }
 
 // ---------------------------------------------------------------- import

@@ -105,6 +105,23 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The tar crate quotes raw header bytes in its errors; a non-tar input
+/// (a script, a binary) would otherwise print pages of it. Keeps errors to
+/// one readable line.
+fn one_line(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    let mut line: String = text
+        .chars()
+        .take_while(|c| *c != '\n')
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(120)
+        .collect();
+    if line.len() < text.len() {
+        line.push_str("...");
+    }
+    io::Error::new(e.kind(), line)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Create character and block devices. Off for pulled images: a device
@@ -146,30 +163,47 @@ pub fn unpack(r: &mut dyn Read, root: &Path, opts: &Options) -> Result<Stats> {
             inner: &mut *r,
             tap: &tap,
         });
-        let mut entries = archive.entries().map_err(|e| Error::Read(0, e))?;
+        let mut entries = archive.entries().map_err(|e| Error::Read(0, one_line(e)))?;
         loop {
             let start = tap.borrow_mut().arm();
             let next = entries.next();
             let seen = tap.borrow_mut().disarm();
             let Some(entry) = next else { break };
-            let mut entry = entry.map_err(|e| Error::Read(u.stats.entries, e))?;
+            let mut entry = entry.map_err(|e| Error::Read(u.stats.entries, one_line(e)))?;
             u.stats.entries += 1;
             let pax = pax_data(&seen, start, entry.raw_header_position())
-                .map_err(|e| Error::Read(u.stats.entries, e))?;
+                .map_err(|e| Error::Read(u.stats.entries, one_line(e)))?;
             u.entry(&mut entry, pax)?;
             // Read what the entry left (data of a skipped entry), so that
             // the next recording starts where this entry's data ends.
-            io::copy(&mut entry, &mut io::sink()).map_err(|e| Error::Read(u.stats.entries, e))?;
+            io::copy(&mut entry, &mut io::sink())
+                .map_err(|e| Error::Read(u.stats.entries, one_line(e)))?;
         }
     }
-    io::copy(r, &mut io::sink()).map_err(|e| Error::Read(u.stats.entries, e))?;
+    io::copy(r, &mut io::sink()).map_err(|e| Error::Read(u.stats.entries, one_line(e)))?;
     u.finish_dirs()?;
     Ok(u.stats)
 }
 
 /// Sniffs the first bytes: gzip (1f 8b), zstd (28 b5 2f fd), else plain tar;
 /// returns a buffered reader of the tar.
-pub fn decompress<'a>(mut r: Box<dyn Read + Send + 'a>) -> Result<Box<dyn Read + Send + 'a>> {
+pub fn decompress<'a>(r: Box<dyn Read + Send + 'a>) -> Result<Box<dyn Read + Send + 'a>> {
+    decompress_kind(r).map(|(_, r)| r)
+}
+
+/// How a layer stream was found to be compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// [`decompress`], also telling which compression it found: for a plain
+/// tar the caller's blob digest is already the diff id.
+pub fn decompress_kind<'a>(
+    mut r: Box<dyn Read + Send + 'a>,
+) -> Result<(Compression, Box<dyn Read + Send + 'a>)> {
     // Read the magic ourselves rather than peek into a BufReader: a reader
     // may return fewer bytes than asked (a pipe, a socket), and a BufReader
     // cannot top up a short first fill without consuming it.
@@ -191,12 +225,18 @@ pub fn decompress<'a>(mut r: Box<dyn Read + Send + 'a>) -> Result<Box<dyn Read +
         // (pigz, appended layers), and a single-member decoder would stop
         // after the first.
         let gz = flate2::bufread::MultiGzDecoder::new(input);
-        Ok(Box::new(BufReader::with_capacity(OUT_BUF_SIZE, gz)))
+        Ok((
+            Compression::Gzip,
+            Box::new(BufReader::with_capacity(OUT_BUF_SIZE, gz)),
+        ))
     } else if magic.starts_with(ZSTD_MAGIC) {
         let zst = zstd::stream::read::Decoder::with_buffer(input).map_err(Error::Zstd)?;
-        Ok(Box::new(BufReader::with_capacity(OUT_BUF_SIZE, zst)))
+        Ok((
+            Compression::Zstd,
+            Box::new(BufReader::with_capacity(OUT_BUF_SIZE, zst)),
+        ))
     } else {
-        Ok(Box::new(input))
+        Ok((Compression::None, Box::new(input)))
     }
 }
 
@@ -595,7 +635,7 @@ struct Meta {
 
 impl Meta {
     fn read(h: &tar::Header, pax: &Pax, label: &str) -> Result<Meta> {
-        let bad = |err: io::Error| Error::Header(label.to_owned(), err);
+        let bad = |err: io::Error| Error::Header(label.to_owned(), one_line(err));
         let id = |v: u64| {
             u32::try_from(v).map_err(|_| bad(io::Error::other(format!("id {v} out of range"))))
         };
@@ -793,7 +833,7 @@ impl Unpacker<'_> {
                     self.skipped.insert(path.to_vec());
                     return Ok(());
                 }
-                let bad = |err: io::Error| Error::Header(label.to_owned(), err);
+                let bad = |err: io::Error| Error::Header(label.to_owned(), one_line(err));
                 let major = e.header().device_major().map_err(bad)?.unwrap_or(0);
                 let minor = e.header().device_minor().map_err(bad)?.unwrap_or(0);
                 let sflag = if kind == EntryType::Char {

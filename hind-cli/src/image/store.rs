@@ -425,28 +425,38 @@ impl Store {
             .map_err(|e| Error::Create(blob_tmp.clone(), e))?;
         let mut blob = DigestWriter::new(io::BufWriter::with_capacity(1 << 20, blob_file));
         let stats;
-        let diff_id;
+        let mut diff_id = None;
         {
             let tee = Tee {
                 inner: &mut *r,
                 sink: &mut blob,
             };
-            let tar =
-                extract::decompress(Box::new(tee)).map_err(|e| Error::Extract(label.clone(), e))?;
-            let mut tar = DigestReader::new(tar);
-            stats = extract::unpack(&mut tar, &diff, opts)
+            let (kind, tar) = extract::decompress_kind(Box::new(tee))
                 .map_err(|e| Error::Extract(label.clone(), e))?;
-            // The tar ends before its stream does (padding, the
-            // compressor's trailer): the digests cover every byte.
-            io::copy(&mut tar, &mut io::sink()).map_err(|e| Error::Stream(label.clone(), e))?;
-            diff_id = tar.digest();
-            let mut decoder = tar.into_inner();
-            io::copy(&mut decoder, &mut io::sink()).map_err(|e| Error::Stream(label.clone(), e))?;
+            if kind == extract::Compression::None {
+                // The blob is the tar: its digest, taken below, is the diff
+                // id, and hashing the same bytes twice would be wasted.
+                let mut tar = tar;
+                stats = extract::unpack(&mut tar, &diff, opts)
+                    .map_err(|e| Error::Extract(label.clone(), e))?;
+            } else {
+                let mut tar = DigestReader::new(tar);
+                stats = extract::unpack(&mut tar, &diff, opts)
+                    .map_err(|e| Error::Extract(label.clone(), e))?;
+                // The tar ends before its stream does (padding, the
+                // compressor's trailer): the digests cover every byte.
+                io::copy(&mut tar, &mut io::sink()).map_err(|e| Error::Stream(label.clone(), e))?;
+                diff_id = Some(tar.digest());
+                let mut decoder = tar.into_inner();
+                io::copy(&mut decoder, &mut io::sink())
+                    .map_err(|e| Error::Stream(label.clone(), e))?;
+            }
         }
         // Whatever the decompressor left unread belongs to the blob too.
         io::copy(r, &mut blob).map_err(|e| Error::Stream(label.clone(), e))?;
         let digest = blob.digest();
         let size = blob.count();
+        let diff_id = diff_id.unwrap_or_else(|| digest.clone());
         if let Some(d) = &expect.digest {
             if *d != digest {
                 return Err(Error::BlobDigest {
@@ -701,8 +711,7 @@ impl Store {
             if let Some(d) = &r.digest {
                 let want = format!("{}@{d}", r.name());
                 return Ok(self.images()?.into_iter().find(|i| {
-                    i.repo_digests.contains(&want)
-                        || (i.manifest == *d && r.tag.is_none())
+                    i.repo_digests.contains(&want) || (i.manifest == *d && r.tag.is_none())
                 }));
             }
             if let Some(id) = self.read_refs()?.get(&r.to_string()) {
