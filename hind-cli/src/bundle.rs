@@ -13,8 +13,8 @@ use oci_spec::runtime::{
     MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use protocol::init::{
-    ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_VOLATILE,
-    ANN_OVERLAY_WORK as ANN_WORK,
+    ANN_GROUP_ADD, ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER,
+    ANN_OVERLAY_VOLATILE, ANN_OVERLAY_WORK as ANN_WORK,
 };
 use protocol::paths;
 
@@ -44,6 +44,12 @@ pub enum Error {
     NoCommand,
     #[error("unknown capability {0:?}")]
     Capability(String),
+    #[error(transparent)]
+    Device(#[from] crate::device::Error),
+    #[error("--group-add {0:?}: {1}")]
+    GroupAdd(String, protocol::user::Error),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -71,13 +77,40 @@ pub struct Options {
     pub privileged: bool,
     /// `--rm`: the upper dir is thrown away, so it need not be durable.
     pub auto_remove: bool,
+    /// `--device HOST_PATH[:CONTAINER_PATH][:PERMS]`, as typed.
+    pub devices: Vec<String>,
+    /// `--group-add GROUP`: names (in the image's /etc/group) or gids.
+    pub group_add: Vec<String>,
+    /// `--security-opt`: the seccomp profile and no-new-privileges.
+    pub security: crate::seccomp::SecurityOpts,
 }
 
 /// Resolves `-u USER[:GROUP]` in the image's own passwd and group files.
-fn resolve_user(image: &Image, spec: &str) -> Result<(u32, u32, String)> {
+fn resolve_user(image: &Image, spec: &str) -> Result<protocol::user::User> {
     protocol::user::resolve_with(&|f| image.read_file(f), spec)
-        .map(|u| (u.uid, u.gid, u.home))
         .map_err(|e| Error::User(spec.to_string(), e.to_string()))
+}
+
+/// The supplementary groups: those the image's /etc/group lists the user
+/// in, then `--group-add` (Docker's order), without repeats. Also returns
+/// the `--group-add` gids alone, which `exec -u` adds to its own user's.
+fn supplementary_groups(
+    image: &Image,
+    user: &protocol::user::User,
+    group_add: &[String],
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let added = protocol::user::resolve_groups(
+        &|f| image.read_file(f),
+        group_add.iter().map(|g| g.as_str()),
+    )
+    .map_err(|(g, e)| Error::GroupAdd(g, e))?;
+    let mut all = user.additional_gids.clone();
+    for g in &added {
+        if !all.contains(g) {
+            all.push(*g);
+        }
+    }
+    Ok((all, added))
 }
 
 fn online_cpus() -> (String, Vec<u32>) {
@@ -213,10 +246,22 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
     let cfg = image.config();
     // Flags override the image's config, as in Docker.
     let user = o.user.clone().or_else(|| cfg.and_then(|c| c.user.clone()));
-    let (uid, gid, home) = match &user {
+    let resolved = match user.as_deref().filter(|u| !u.is_empty()) {
         Some(u) => resolve_user(image, u)?,
-        None => (0, 0, "/root".to_string()),
+        // No user: root, with the groups the image lists root in, as in
+        // Docker (whose runc resolves the empty user as uid 0).
+        None => protocol::user::User {
+            uid: 0,
+            gid: 0,
+            home: "/root".to_string(),
+            additional_gids: resolve_user(image, "0")
+                .map(|u| u.additional_gids)
+                .unwrap_or_default(),
+        },
     };
+    let (uid, gid) = (resolved.uid, resolved.gid);
+    let home = resolved.home.clone();
+    let (additional_gids, group_add) = supplementary_groups(image, &resolved, &o.group_add)?;
     let cwd = o
         .workdir
         .clone()
@@ -241,14 +286,30 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
     }
     protocol::env::merge(&mut env, &expand_env(&o.env)?);
 
+    let caps = capabilities(o)?;
+    // Seccomp rules that need a capability follow the final bounding set
+    // (Docker's rule), so the profile is resolved after --cap-add/drop.
+    let bounding: Vec<String> = caps
+        .bounding()
+        .iter()
+        .flatten()
+        .map(|c| c.to_string())
+        .collect();
+    let seccomp = crate::seccomp::for_container(&o.security.seccomp, &bounding, o.privileged)?;
     let mut process = ProcessBuilder::default()
         .terminal(o.tty)
-        .user(UserBuilder::default().uid(uid).gid(gid).build()?)
+        .user(
+            UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .additional_gids(additional_gids)
+                .build()?,
+        )
         .args(o.command.clone())
         .env(env)
         .cwd(PathBuf::from(&cwd))
-        .no_new_privileges(false)
-        .capabilities(capabilities(o)?)
+        .no_new_privileges(o.security.no_new_privileges)
+        .capabilities(caps)
         .build()?;
     if let (true, Some((rows, cols))) = (o.tty, o.console_size) {
         process.set_console_size(Some(
@@ -259,7 +320,17 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
         ));
     }
 
-    let mut resources = LinuxResourcesBuilder::default();
+    // Host devices given with --device: a node in the container's /dev
+    // and a cgroup rule that lets it be opened (after the defaults, so a
+    // later allow wins over the first deny-all).
+    let mut device_rules = crate::device::default_rules(o.privileged)?;
+    let mut device_nodes = Vec::with_capacity(o.devices.len());
+    for flag in &o.devices {
+        let (node, rule) = crate::device::from_host(flag)?;
+        device_nodes.push(node);
+        device_rules.push(rule);
+    }
+    let mut resources = LinuxResourcesBuilder::default().devices(device_rules);
     if let Some(m) = o.memory {
         resources = resources.memory(LinuxMemoryBuilder::default().limit(m).build()?);
     }
@@ -320,10 +391,11 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
     } else {
         format!("/{parent}/{id}")
     };
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(PathBuf::from(cgroups_path))
         .resources(resources.build()?)
+        .devices(device_nodes)
         .masked_paths(if o.privileged {
             Vec::new()
         } else {
@@ -335,8 +407,13 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
             get_default_readonly_paths()
         })
         .build()?;
+    linux.set_seccomp(seccomp);
 
     let mut annotations = HashMap::new();
+    if !group_add.is_empty() {
+        let gids: Vec<String> = group_add.iter().map(u32::to_string).collect();
+        annotations.insert(ANN_GROUP_ADD.to_string(), gids.join(","));
+    }
     let root = if o.no_overlay {
         match image {
             Image::Dir(p) => RootBuilder::default()

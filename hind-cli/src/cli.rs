@@ -115,6 +115,8 @@ pub enum Command {
     Commit(CommitArgs),
     /// Write a container's filesystem as a tar.
     Export(ExportArgs),
+    /// Copy files between a container and the host.
+    Cp(CpArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -245,6 +247,31 @@ pub struct ExportArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     pub container: String,
+}
+
+/// `hind cp [-a] [-L] CONTAINER:SRC_PATH DEST_PATH|-` or
+/// `hind cp [-a] [-L] SRC_PATH|- CONTAINER:DEST_PATH`.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Archive mode: keep the source's uid/gid (and set-id bits and file
+    /// capabilities); without it the copies belong to root in the
+    /// container and to the calling user on the host.
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Follow SRC_PATH if it is a symlink (links inside a copied directory
+    /// stay links).
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    /// Print nothing (hind never prints progress; accepted for Docker
+    /// compatibility).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// CONTAINER:PATH, a host path, or - to read a tar from stdin.
+    #[arg(value_name = "SRC_PATH")]
+    pub src: String,
+    /// CONTAINER:PATH, a host path, or - to write a tar to stdout.
+    #[arg(value_name = "DEST_PATH")]
+    pub dest: String,
 }
 
 #[derive(Debug, Args)]
@@ -473,9 +500,20 @@ pub struct RunArgs {
     /// Drop a capability from the default set (NAME or CAP_NAME, or ALL).
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
-    /// All capabilities, no masked or read-only kernel paths.
+    /// All capabilities and devices, no masked or read-only kernel paths.
     #[arg(long)]
     pub privileged: bool,
+    /// Give the container a host device (perms: some of rwm, default rwm).
+    #[arg(long = "device", value_name = "HOST_PATH[:CONTAINER_PATH][:PERMS]")]
+    pub device: Vec<String>,
+    /// One more supplementary group for the process: a name in the image's
+    /// /etc/group or a number.
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Security options: seccomp=unconfined, seccomp=PROFILE.json (Docker's
+    /// profile format), no-new-privileges[=true|false].
+    #[arg(long = "security-opt", value_name = "OPT", value_parser = crate::seccomp::parse_security_opt)]
+    pub security_opt: Vec<crate::seccomp::SecurityOpt>,
     /// Restart policy: no, on-failure[:N], always, unless-stopped.
     #[arg(long, value_parser = parse_restart, default_value = "no")]
     pub restart: RestartPolicy,

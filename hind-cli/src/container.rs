@@ -156,6 +156,14 @@ pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow
         std::os::unix::fs::chown(&upper, Some(md.uid()), Some(md.gid()))
             .map_err(|e| Error::Create(upper.clone(), e))?;
         let cfg = dir.join(paths::CONFIG_JSON);
+        // Made 0600 first: the spec's own save creates with 0666 less the
+        // umask, and then keeps the mode of the file it truncates.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&cfg)
+            .map_err(|e| Error::Create(cfg.clone(), e))?;
         spec.save(&cfg)
             .map_err(|e| Error::WriteSpec(cfg.clone(), e))?;
         Record {

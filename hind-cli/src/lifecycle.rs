@@ -201,6 +201,24 @@ pub fn stop(layout: &Layout, a: StopArgs) -> anyhow::Result<i32> {
 
 /// Starts a stopped container through a new shim. Returns the connection
 /// to it, already past `Started`.
+/// Whether another process's shim has the container running: its life
+/// lock is held and, within a moment, its record says so.
+fn started_by_another(dir: &std::path::Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while record::shim_alive(dir) {
+        if let Ok(r) = record::Record::load(dir) {
+            if matches!(r.status, Status::Running | Status::Restarting) {
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 fn start_one(
     layout: &Layout,
     c: &Container,
@@ -211,8 +229,10 @@ fn start_one(
     let mut sock = shim::spawn(layout, &c.id)?;
     match attach::wait_started(&mut sock) {
         Ok(_) => Ok(Some(sock)),
-        // Another `start` won the race: the container runs, as asked.
-        Err(_) if record::shim_alive(&c.dir) => Ok(None),
+        // Another `start` won the race: the container runs, as asked. The
+        // life lock is also held by a `cp` into the stopped container, so
+        // only a record that says running counts as started.
+        Err(_) if started_by_another(&c.dir) => Ok(None),
         Err(e) => {
             let msg = e.to_string();
             let _ = record::update(&c.dir, |r| r.error = Some(msg.clone()));

@@ -7,12 +7,15 @@ mod bundle;
 mod cli;
 mod client;
 mod container;
+mod cp;
+mod device;
 mod format;
 mod image;
 mod inspect;
 mod lifecycle;
 mod logs;
 mod run;
+mod seccomp;
 mod shim;
 mod store;
 mod units;
@@ -93,6 +96,7 @@ fn main() {
             }
             cli::Command::Commit(a) => image::archive::commit(&layout, a),
             cli::Command::Export(a) => image::archive::export(&layout, a),
+            cli::Command::Cp(a) => cp::cp(&layout, a),
             cli::Command::Login(a) => image::registry::login(&layout, a),
             cli::Command::Logout(a) => image::registry::logout(&layout, a),
         }

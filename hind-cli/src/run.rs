@@ -72,6 +72,9 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
         auto_remove: a.rm,
+        devices: a.device.clone(),
+        group_add: a.group_add.clone(),
+        security: crate::seccomp::SecurityOpts::from_flags(&a.security_opt),
     };
     // Built (and so validated) before a name is claimed or a dir made.
     let spec = bundle::build(&id, &layout.container(&id), &image, &opts)?;

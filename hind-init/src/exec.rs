@@ -114,7 +114,15 @@ pub fn run(sock: &mut UnixStream, cfg: ExecConfig) -> Result<std::convert::Infal
             .map_err(|e| Error::User(u.clone(), e))?;
         process.uid = user.uid;
         process.gid = user.gid;
-        process.additional_gids.clear();
+        // The user's groups in the container's /etc/group, then the
+        // container's --group-add ones (what the shim left here).
+        let mut gids = user.additional_gids;
+        for g in process.additional_gids.drain(..) {
+            if !gids.contains(&g) {
+                gids.push(g);
+            }
+        }
+        process.additional_gids = gids;
     }
     let init = InitConfig {
         process,

@@ -17,6 +17,8 @@ use protocol::{frame, EXIT_ENGINE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("make hind-init non-dumpable")]
+    NonDumpable(#[source] nix::Error),
     #[error("read config from the shim")]
     ReadConfig(#[source] frame::Error),
     #[error("expected {expected} from the shim, got {received}")]
@@ -75,6 +77,13 @@ pub fn main() {
 }
 
 fn run(sock: &mut UnixStream) -> Result<std::convert::Infallible, Error> {
+    // Until it execs the user's command this process is hind's code inside
+    // the container's pid namespace. Non-dumpable, it cannot be ptraced by
+    // the container and its /proc/PID/{exe,fd,cwd,root,mem,environ} cannot
+    // be opened from there (proc(5), ptrace(2) "access mode checking"): a
+    // second wall, after the sealed memfd it runs from, against runc
+    // CVE-2019-5736. execve(2) of the user's command makes it dumpable again.
+    nix::sys::prctl::set_dumpable(false).map_err(Error::NonDumpable)?;
     let cfg: InitConfig = match frame::read(sock).map_err(Error::ReadConfig)? {
         ToInit::Config(c) => *c,
         ToInit::Exec(c) => return Ok(exec::run(sock, *c)?),

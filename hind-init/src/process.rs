@@ -17,7 +17,7 @@ use nix::unistd::{
     access, chdir, dup2, execve, setgroups, setresgid, setresuid, setsid, AccessFlags, Gid, Uid,
 };
 use protocol::frame;
-use protocol::init::{FromInit, InitConfig};
+use protocol::init::{FromInit, InitConfig, SeccompFilter};
 use protocol::{EXIT_CANNOT_EXEC, EXIT_ENGINE, EXIT_NOT_FOUND};
 use sendfd::SendWithFd;
 
@@ -41,6 +41,10 @@ pub enum Error {
     MakeCwd(PathBuf, #[source] io::Error),
     #[error("chdir to working directory {0}")]
     Cwd(PathBuf, #[source] nix::Error),
+    #[error("working directory {0} is outside the container's root")]
+    CwdOutside(PathBuf),
+    #[error("check working directory {0}")]
+    CheckCwd(PathBuf, #[source] nix::Error),
     #[error("set groups {0:?}")]
     Groups(Vec<u32>, #[source] nix::Error),
     #[error("set gid {0}")]
@@ -55,6 +59,8 @@ pub enum Error {
     OomScore(#[source] io::Error),
     #[error("set no_new_privs")]
     NoNewPrivs(#[source] nix::Error),
+    #[error("load the seccomp filter")]
+    Seccomp(#[source] io::Error),
     #[error("mark fds close-on-exec")]
     Cloexec(#[source] io::Error),
     #[error("no command given")]
@@ -90,6 +96,8 @@ pub struct Prepared {
     display: PathBuf,
     args: Vec<CString>,
     env: Vec<CString>,
+    /// A seccomp filter left for [`exec`] to load (with no_new_privs).
+    seccomp: Option<SeccompFilter>,
 }
 
 pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
@@ -124,6 +132,24 @@ pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
         nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::Caps("keep caps", e.into()))?;
     }
 
+    // Seccomp goes on as late as possible, so that it vets the container's
+    // command and not hind's own setup. seccomp(2) takes a filter from a
+    // process that either has no_new_privs or holds CAP_SYS_ADMIN. With
+    // no_new_privs the filter is loaded by `exec`, right before execve.
+    // Without it, init must still hold CAP_SYS_ADMIN, which the identity
+    // change below gives up: so the filter goes on here, and the rest of
+    // init (setgroups, setresgid, setresuid, capset, prctl, chdir, the
+    // Created/Start exchange, rt_sigaction, close_range, execve) runs under
+    // it, which the default profile allows, as runc does with Docker's.
+    let mut late_seccomp = None;
+    if let Some(f) = &p.seccomp {
+        if p.no_new_privileges {
+            late_seccomp = Some(f.clone());
+        } else {
+            sys::set_seccomp_filter(&f.program, f.flags).map_err(Error::Seccomp)?;
+        }
+    }
+
     let gids: Vec<Gid> = p
         .additional_gids
         .iter()
@@ -156,6 +182,15 @@ pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
     if !p.cwd.as_os_str().is_empty() {
         chdir(&p.cwd).map_err(|e| Error::Cwd(p.cwd.clone(), e))?;
     }
+    // The working dir must be inside the container's root. A dir reached
+    // through a leaked fd or a /proc magic link (`-w /proc/self/fd/N`) may
+    // be a host dir, which getcwd(3) reports as ENOENT (the kernel's
+    // "(unreachable)/..." answer): runc CVE-2024-21626.
+    match nix::unistd::getcwd() {
+        Ok(d) if d.is_absolute() => {}
+        Ok(_) | Err(nix::Error::ENOENT) => return Err(Error::CwdOutside(p.cwd.clone())),
+        Err(e) => return Err(Error::CheckCwd(p.cwd.clone(), e)),
+    }
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(Error::NoNewPrivs)?;
     }
@@ -175,6 +210,7 @@ pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
         display,
         args,
         env,
+        seccomp: late_seccomp,
     })
 }
 
@@ -267,6 +303,11 @@ pub fn exec(p: Prepared) -> Result<std::convert::Infallible> {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     sys::cloexec_from(3).map_err(Error::Cloexec)?;
+    // The very last step: from here on only execve (and, if it fails,
+    // reporting over the init socket and exit) runs under the filter.
+    if let Some(f) = &p.seccomp {
+        sys::set_seccomp_filter(&f.program, f.flags).map_err(Error::Seccomp)?;
+    }
     match execve(&p.path, &p.args, &p.env) {
         Ok(never) => match never {},
         Err(e) => Err(Error::Exec(p.display, e)),

@@ -3,13 +3,19 @@
 //! `/dev`, then pivot_root into it and the masked and read-only paths.
 //!
 //! Mount targets are resolved inside the new root, symlinks included, so an
-//! image cannot point a mount at the host (the runc CVE-2021-30465 class).
+//! image cannot point a mount at the host, and mounted through an fd opened
+//! with openat2(RESOLVE_IN_ROOT), so a symlink swapped in meanwhile cannot
+//! either (the runc CVE-2021-30465 class). procfs and sysfs go only onto
+//! real directories, and /proc must be procfs before init trusts it (the
+//! CVE-2019-16884 class).
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, OpenOptionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::symlink;
 use std::path::{Component, Path, PathBuf};
 
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chdir, chown, pivot_root, sethostname, Gid, Uid};
@@ -33,6 +39,16 @@ pub enum Error {
     Resolve(PathBuf, #[source] io::Error),
     #[error("create mount point {0}")]
     MountPoint(PathBuf, #[source] io::Error),
+    #[error("open the root {0}")]
+    OpenRoot(PathBuf, #[source] nix::Error),
+    #[error("mount {kind} on {dest}: {why}")]
+    Destination {
+        kind: String,
+        dest: PathBuf,
+        why: String,
+    },
+    #[error("{0} is not procfs after mounting proc on it")]
+    NotProc(PathBuf),
     #[error("mount {kind} on {target}")]
     Mount {
         kind: String,
@@ -99,8 +115,11 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
         .map_err(|e| Error::BindRoot(root.clone(), e))?,
     }
 
+    // Opened after the overlay is mounted, so it is the overlay's root.
+    let root_fd = open_path(None, root, ResolveFlag::empty())
+        .map_err(|e| Error::OpenRoot(root.clone(), e))?;
     for m in &cfg.mounts {
-        mount_one(root, m)?;
+        mount_one(root, &root_fd, m)?;
     }
     make_devices(root, &cfg.devices)?;
     if cfg.loopback_up {
@@ -111,6 +130,20 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
     }
 
     enter_root(root)?;
+    // Masks, read-only paths and sysctls below are paths in /proc: they
+    // mean something only if /proc is procfs, not whatever an image's
+    // symlinks managed to put there (a file, a tmpfs over it).
+    let proc_dest = Path::new("/proc");
+    if cfg
+        .mounts
+        .iter()
+        .any(|m| m.kind == "proc" && m.destination == proc_dest)
+    {
+        match nix::sys::statfs::statfs(proc_dest) {
+            Ok(st) if st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC => {}
+            _ => return Err(Error::NotProc(proc_dest.to_path_buf())),
+        }
+    }
 
     if cfg.rootfs_propagation != 0 {
         let flags = MsFlags::from_bits_truncate(cfg.rootfs_propagation) | MsFlags::MS_REC;
@@ -313,31 +346,31 @@ pub fn resolve_in_root(root: &Path, dest: &Path) -> io::Result<PathBuf> {
     Ok(root.join(resolved))
 }
 
-fn mount_one(root: &Path, m: &Mount) -> Result<()> {
+fn mount_one(root: &Path, root_fd: &OwnedFd, m: &Mount) -> Result<()> {
     let target = resolve_in_root(root, &m.destination)
         .map_err(|e| Error::Resolve(m.destination.clone(), e))?;
+    let bad = |why: String| Error::Destination {
+        kind: m.kind.clone(),
+        dest: m.destination.clone(),
+        why,
+    };
+    // resolve_in_root returns `root` joined with a symlink-free path.
+    let rel = target.strip_prefix(root).unwrap_or(Path::new(""));
+    if rel.as_os_str().is_empty() {
+        // `sys -> ../../..` in an image: a mount over the whole root.
+        return Err(bad("it resolves to the container's root".into()));
+    }
+    if matches!(m.kind.as_str(), "proc" | "sysfs") {
+        check_pseudo_fs_dest(root, &m.destination).map_err(bad)?;
+    }
     let flags = MsFlags::from_bits_truncate(m.flags);
     let bind = flags.contains(MsFlags::MS_BIND);
     let src_is_file = bind
         && fs::metadata(&m.source)
             .map(|md| !md.is_dir())
             .unwrap_or(false);
-    if src_is_file {
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::MountPoint(target.clone(), e))?;
-        }
-        if !target.exists() {
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o644)
-                .open(&target)
-                .map_err(|e| Error::MountPoint(target.clone(), e))?;
-        }
-    } else {
-        fs::create_dir_all(&target).map_err(|e| Error::MountPoint(target.clone(), e))?;
-    }
+    let fd =
+        open_target(root_fd, rel, src_is_file).map_err(|e| Error::MountPoint(target.clone(), e))?;
     let err = |source| Error::Mount {
         kind: m.kind.clone(),
         target: m.destination.clone(),
@@ -351,16 +384,27 @@ fn mount_one(root: &Path, m: &Mount) -> Result<()> {
     } else {
         flags
     };
-    mount(Some(&m.source), &target, Some(m.kind.as_str()), first, data).map_err(err)?;
+    // Mounting on /proc/self/fd/N mounts on exactly what the fd refers to,
+    // wherever a path to it would lead by now.
+    let on = fd_path(&fd);
+    mount(Some(&m.source), &on, Some(m.kind.as_str()), first, data).map_err(err)?;
     let extra = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if bind && flags.intersects(extra) {
+    let remount = bind && flags.intersects(extra);
+    if !remount && m.propagation == 0 {
+        return Ok(());
+    }
+    // `fd` still names the directory under the new mount; opened again, the
+    // path crosses into the mount, which is what a remount must name.
+    let fd = open_path(Some(root_fd), rel, ResolveFlag::RESOLVE_IN_ROOT).map_err(err)?;
+    let on = fd_path(&fd);
+    if remount {
         let re = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | (flags & extra);
-        mount(NONE, &target, NONE, re, NONE).map_err(err)?;
+        mount(NONE, &on, NONE, re, NONE).map_err(err)?;
     }
     if m.propagation != 0 {
         mount(
             NONE,
-            &target,
+            &on,
             NONE,
             MsFlags::from_bits_truncate(m.propagation),
             NONE,
@@ -370,30 +414,109 @@ fn mount_one(root: &Path, m: &Mount) -> Result<()> {
     Ok(())
 }
 
-fn make_devices(root: &Path, devices: &[Device]) -> Result<()> {
-    let dev = root.join("dev");
-    for d in devices {
-        let path = resolve_in_root(root, &d.path).map_err(|e| Error::Resolve(d.path.clone(), e))?;
-        let kind = match d.kind {
-            'b' => SFlag::S_IFBLK,
-            'p' => SFlag::S_IFIFO,
-            _ => SFlag::S_IFCHR,
-        };
-        let _ = fs::remove_file(&path);
-        mknod(
-            &path,
-            kind,
-            Mode::from_bits_truncate(d.mode),
-            makedev(d.major, d.minor),
-        )
-        .map_err(|e| Error::Device(path.clone(), e))?;
-        chown(
-            &path,
-            Some(Uid::from_raw(d.uid)),
-            Some(Gid::from_raw(d.gid)),
-        )
-        .map_err(|e| Error::Device(path.clone(), e))?;
+/// procfs and sysfs go only onto a directory that is one in the image, not
+/// onto a symlink (even one resolving inside the container) nor a file, as
+/// runc refuses too: in CVE-2019-16884 an image's `/proc` symlink sent the
+/// runtime's writes to /proc files somewhere the image controlled.
+fn check_pseudo_fs_dest(root: &Path, dest: &Path) -> std::result::Result<(), String> {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let parent = resolve_in_root(root, parent).map_err(|e| e.to_string())?;
+    let last = parent.join(name);
+    match fs::symlink_metadata(&last) {
+        Ok(md) if md.file_type().is_symlink() => {
+            let to = fs::read_link(&last).unwrap_or_default();
+            Err(format!(
+                "it is a symlink (to {}) in the image",
+                to.display()
+            ))
+        }
+        Ok(md) if !md.is_dir() => Err("it is not a directory in the image".into()),
+        _ => Ok(()),
     }
+}
+
+/// `path` opened as an O_PATH fd with openat2(2), relative to `dir` (the
+/// cwd if `None`), never through a magic link, with `resolve` on top.
+fn open_path(dir: Option<&OwnedFd>, path: &Path, resolve: ResolveFlag) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(resolve | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    let fd = openat2(dirfd, path, how)?;
+    // SAFETY: openat2 just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `/proc/self/fd/N` for `fd`: the host's /proc, which init still sees
+/// before pivot_root.
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Opens the mount target `rel` (relative to the root, as resolve_in_root
+/// left it) as an O_PATH fd, creating what is missing on the way: dirs, and
+/// for `file` an empty file last. Every step resolves with
+/// RESOLVE_IN_ROOT against the root's fd, so a symlink swapped in after
+/// resolve_in_root still leads somewhere inside the container.
+fn open_target(root_fd: &OwnedFd, rel: &Path, file: bool) -> io::Result<OwnedFd> {
+    let in_root = ResolveFlag::RESOLVE_IN_ROOT;
+    match open_path(Some(root_fd), rel, in_root) {
+        Ok(fd) => return Ok(fd),
+        Err(nix::Error::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let names: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut prefix = PathBuf::new();
+    for (i, name) in names.iter().enumerate() {
+        let parent = if prefix.as_os_str().is_empty() {
+            root_fd.try_clone()?
+        } else {
+            open_path(Some(root_fd), &prefix, in_root)?
+        };
+        prefix.push(name);
+        let made = if file && i + 1 == names.len() {
+            nix::fcntl::openat(
+                Some(parent.as_raw_fd()),
+                *name,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            // SAFETY: openat just returned this fd; dropping it closes it.
+            .map(|fd| drop(unsafe { OwnedFd::from_raw_fd(fd) }))
+        } else {
+            nix::sys::stat::mkdirat(
+                Some(parent.as_raw_fd()),
+                *name,
+                Mode::from_bits_truncate(0o755),
+            )
+        };
+        match made {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(open_path(Some(root_fd), rel, in_root)?)
+}
+
+fn make_devices(root: &Path, devices: &[Device]) -> Result<()> {
+    // Where /dev is inside the root: an image's `dev -> /somewhere` must
+    // not have these links made in the host's /somewhere.
+    let dev = resolve_in_root(root, Path::new("/dev"))
+        .map_err(|e| Error::Resolve(PathBuf::from("/dev"), e))?;
+    // mknod(2) applies the umask: without this /dev/null would be 0644 and
+    // useless to any user but root. Restored below.
+    let old_umask = nix::sys::stat::umask(Mode::empty());
+    let made = devices.iter().try_for_each(|d| make_device(root, d));
+    nix::sys::stat::umask(old_umask);
+    made?;
     // The links every program expects in /dev; the pts instance mounted by
     // the spec provides ptmx.
     for (name, target) in [
@@ -410,6 +533,34 @@ fn make_devices(root: &Path, devices: &[Device]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One node, at its path resolved inside `root`; a missing parent
+/// (`/dev/net` for `--device /dev/net/tun`) is created as runc does.
+fn make_device(root: &Path, d: &Device) -> Result<()> {
+    let path = resolve_in_root(root, &d.path).map_err(|e| Error::Resolve(d.path.clone(), e))?;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::Create(parent.to_path_buf(), e))?;
+    }
+    let kind = match d.kind {
+        'b' => SFlag::S_IFBLK,
+        'p' => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    };
+    let _ = fs::remove_file(&path);
+    mknod(
+        &path,
+        kind,
+        Mode::from_bits_truncate(d.mode),
+        makedev(d.major, d.minor),
+    )
+    .map_err(|e| Error::Device(path.clone(), e))?;
+    chown(
+        &path,
+        Some(Uid::from_raw(d.uid)),
+        Some(Gid::from_raw(d.gid)),
+    )
+    .map_err(|e| Error::Device(path.clone(), e))
 }
 
 /// Makes `root` the new `/` and drops every reference to the host's tree.

@@ -196,3 +196,44 @@ pub fn capset(effective: &[u8], permitted: &[u8], inheritable: &[u8]) -> io::Res
     }
     Ok(())
 }
+
+/// Installs a seccomp filter on this thread (seccomp(2),
+/// SECCOMP_SET_MODE_FILTER). `program` is `struct sock_filter`s in native
+/// byte order; `flags` are SECCOMP_FILTER_FLAG_* bits. The caller must have
+/// no_new_privs set or hold CAP_SYS_ADMIN (EACCES otherwise).
+pub fn set_seccomp_filter(program: &[u8], flags: u32) -> io::Result<()> {
+    const INSN: usize = 8;
+    let count = program.len() / INSN;
+    if count == 0 || count * INSN != program.len() || count > u16::MAX as usize {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // Copied into real sock_filter structs: the bytes need not be aligned.
+    let filters: Vec<libc::sock_filter> = program
+        .chunks_exact(INSN)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: filters.len() as libc::c_ushort,
+        filter: filters.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: seccomp(2) reads `prog` and the `filters` array it points to,
+    // both alive for the call; the kernel copies the program and keeps no
+    // pointer into our memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -8,8 +8,9 @@
 //! controller-less cgroup2 mount, as on this project's CI) through its v1
 //! hierarchies, skips v1 controllers that are not mounted instead of
 //! failing, and applies an OCI `linux.resources` block as it is, the same
-//! type a bundle carries. What it lacks, OOM-kill detection and pruning the
-//! parent, is here.
+//! type a bundle carries. What it lacks, OOM-kill detection, pruning the
+//! parent and the v2 device cgroup (a BPF program, [`crate::devices_bpf`]),
+//! is here. On v1 its `devices` controller applies `resources.devices`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,8 @@ pub enum Error {
     Apply(PathBuf, String),
     #[error("remove cgroup {0}: {1}")]
     Remove(PathBuf, String),
+    #[error("restrict the devices of cgroup {0}")]
+    Devices(PathBuf, #[source] crate::devices_bpf::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -110,7 +113,17 @@ impl Cgroup {
         };
         self.manager
             .apply(&opt)
-            .map_err(|e| Error::Apply(self.path.clone(), chain(&e)))
+            .map_err(|e| Error::Apply(self.path.clone(), chain(&e)))?;
+        if self.unified {
+            // v2 has no devices files: the rules become a BPF program on
+            // the cgroup, attached before init (waiting for its config)
+            // can touch a device. It goes with the cgroup.
+            let dir = Path::new(DEFAULT_CGROUP_ROOT)
+                .join(self.path.strip_prefix("/").unwrap_or(&self.path));
+            let rules = resources.devices().clone().unwrap_or_default();
+            crate::devices_bpf::attach(&dir, &rules).map_err(|e| Error::Devices(dir, e))?;
+        }
+        Ok(())
     }
 
     /// On v1 (legacy or hybrid) hosts: creates the cgroup in every

@@ -2,10 +2,8 @@
 //! `hind-init` with the init socket at fd 3, put it in its cgroup, hand it
 //! its config, and walk it through to the user's exec.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +17,7 @@ use protocol::EXIT_ENGINE;
 use sendfd::RecvWithFd;
 
 use crate::cgroups::{self, Cgroup};
+use crate::memfd::{self, SealedExe};
 use crate::spec::Bundle;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +28,8 @@ pub enum Error {
     Clone(#[source] io::Error),
     #[error(transparent)]
     Cgroup(#[from] cgroups::Error),
+    #[error(transparent)]
+    Exe(#[from] memfd::Error),
     #[error("talk to hind-init")]
     Talk(#[source] frame::Error),
     #[error("receive the pty master from hind-init")]
@@ -74,12 +75,17 @@ pub struct Created {
 }
 
 /// Everything the child needs, prepared before clone so the child only
-/// makes async-signal-safe calls (dup2, close_range, prctl, execve).
+/// makes async-signal-safe calls (dup2, close_range, prctl, execveat).
 struct ExecArgs {
-    path: CString,
+    /// The sealed copy of hind-init to execute (see [`memfd`]).
+    exe: RawFd,
     argv: [*const libc::c_char; 2],
     envp: [*const libc::c_char; 1],
 }
+
+/// Where the child keeps the sealed hind-init while it execs it: the first
+/// fd after the init socket, close-on-exec, so hind-init never holds it.
+const EXE_FD: RawFd = INIT_SOCKET_FD + 1;
 
 pub fn init_path() -> PathBuf {
     std::env::current_exe()
@@ -96,14 +102,18 @@ pub fn create(bundle: &Bundle, cgroup: &Cgroup, stdio: ChildStdio, init: &Path) 
     // Limits are in place before init exists; on v1 init joins by itself.
     let join = cgroup.prepare(&bundle.resources)?;
     let (parent_sock, child_sock) = UnixStream::pair().map_err(Error::SocketPair)?;
-    let path = CString::new(init.as_os_str().as_bytes()).expect("no NUL in path");
+    // A fresh copy per container: init is the container's process until
+    // it execs the user's command (runc CVE-2019-5736).
+    let exe = SealedExe::copy_of(init)?;
     let name = c"hind-init";
     let exec = ExecArgs {
         argv: [name.as_ptr(), std::ptr::null()],
         envp: [std::ptr::null()],
-        path,
+        exe: exe.as_raw_fd(),
     };
     let pid = clone_init(bundle.clone_flags, &stdio, child_sock.as_raw_fd(), &exec)?;
+    // The child has its own fd for it; the pages go when it stops executing it.
+    drop(exe);
     drop(child_sock);
     drop(stdio);
 
@@ -187,14 +197,17 @@ impl Receiver {
 /// this shim) and, with a terminal, its pty master.
 pub fn exec(cfg: &ExecConfig, stdio: ChildStdio, init: &Path) -> Result<(Pid, Option<OwnedFd>)> {
     let (parent_sock, child_sock) = UnixStream::pair().map_err(Error::SocketPair)?;
-    let path = CString::new(init.as_os_str().as_bytes()).expect("no NUL in path");
+    // The helper's fork runs hind-init inside the container's pid
+    // namespace until its exec, so it too runs a sealed copy.
+    let exe = SealedExe::copy_of(init)?;
     let name = c"hind-init";
     let args = ExecArgs {
         argv: [name.as_ptr(), std::ptr::null()],
         envp: [std::ptr::null()],
-        path,
+        exe: exe.as_raw_fd(),
     };
     let helper = clone_init(CloneFlags::empty(), &stdio, child_sock.as_raw_fd(), &args)?;
+    drop(exe);
     drop(child_sock);
     drop(stdio);
     let mut sock = parent_sock;
@@ -264,28 +277,41 @@ fn clone_init(flags: CloneFlags, stdio: &ChildStdio, sock: RawFd, exec: &ExecArg
     if ret > 0 {
         return Ok(Pid::from_raw(ret));
     }
-    // Child. fds 0-3 may coincide with the sources, so first move the
-    // sources above 3, then dup2 into place.
+    // Child. fds 0-4 may coincide with the sources, so first move the
+    // sources above them, then dup2 into place.
     // SAFETY: only async-signal-safe calls on fds this process owns.
     unsafe {
-        let mut hi = [0; 4];
-        for (i, fd) in raw.iter().chain(std::iter::once(&sock)).enumerate() {
+        let mut hi = [0; 5];
+        for (i, fd) in raw.iter().chain([&sock, &exec.exe]).enumerate() {
             hi[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
             if hi[i] < 0 {
                 libc::_exit(EXIT_ENGINE);
             }
         }
-        for (i, fd) in hi.iter().enumerate() {
+        for (i, fd) in hi[..4].iter().enumerate() {
             if libc::dup2(*fd, i as i32) < 0 {
                 libc::_exit(EXIT_ENGINE);
             }
         }
+        if libc::dup3(hi[4], EXE_FD, libc::O_CLOEXEC) < 0 {
+            libc::_exit(EXIT_ENGINE);
+        }
         // Nothing else of the shim's (control socket, log, clients) may
-        // reach the container.
-        libc::syscall(libc::SYS_close_range, INIT_SOCKET_FD + 1, u32::MAX, 0);
+        // reach the container (runc CVE-2024-21626).
+        libc::syscall(libc::SYS_close_range, EXE_FD + 1, u32::MAX, 0);
         // A shim killed with SIGKILL takes the container with it.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        libc::execve(exec.path.as_ptr(), exec.argv.as_ptr(), exec.envp.as_ptr());
+        // Execute the sealed copy by its fd, never the host's file. EXE_FD
+        // is close-on-exec, which is fine for an ELF binary (only a script
+        // would need its fd to survive, as /dev/fd/N).
+        libc::syscall(
+            libc::SYS_execveat,
+            EXE_FD,
+            c"".as_ptr(),
+            exec.argv.as_ptr(),
+            exec.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
         libc::_exit(EXIT_ENGINE);
     }
 }

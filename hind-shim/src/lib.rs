@@ -11,8 +11,11 @@
 //! missed.
 
 pub mod cgroups;
+pub mod devices_bpf;
 pub mod launch;
 pub mod logfile;
+pub mod memfd;
+pub mod seccomp;
 pub mod spec;
 pub mod supervisor;
 
@@ -151,8 +154,18 @@ fn listen(layout: &Layout, id: &str) -> anyhow::Result<UnixListener> {
     let name = paths::socket_name(id);
     let short = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
     let _ = fs::remove_file(layout.run.join(&name));
-    UnixListener::bind(&short)
-        .with_context(|| format!("bind control socket {}", layout.run.join(&name).display()))
+    let listener = UnixListener::bind(&short)
+        .with_context(|| format!("bind control socket {}", layout.run.join(&name).display()))?;
+    // bind(2) makes the socket 0777 less the umask; only root may connect
+    // (the run dir being 0700 already keeps others out).
+    nix::sys::stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        name.as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .with_context(|| format!("chmod control socket {}", layout.run.join(&name).display()))?;
+    Ok(listener)
 }
 
 struct Pipes {
@@ -280,6 +293,11 @@ fn exec_config(
     if let Some(cwd) = &req.cwd {
         p.cwd = PathBuf::from(cwd);
     }
+    if req.user.is_some() {
+        // The helper resolves the user inside the container and adds the
+        // groups the container's /etc/group gives it to these.
+        p.additional_gids = bundle.group_add.clone();
+    }
     if req.privileged {
         let all: Vec<u8> = (0..=protocol::caps::last_cap()).collect();
         p.capabilities = Some(protocol::init::Capabilities {
@@ -335,7 +353,7 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         None => return Err(engine(anyhow!("container {id} is already running"))),
     };
     let rec = Record::load(&dir).map_err(engine)?;
-    let bundle = spec::load(&dir, id).map_err(engine)?;
+    let bundle = spec::load(&dir, id, Some(&layout.seccomp_cache())).map_err(engine)?;
     let log = logfile::LogFile::open(&dir.join(paths::LOG), rec.log).map_err(engine)?;
     let listener = listen(layout, id).map_err(engine)?;
     let socket_path = layout.socket(id);

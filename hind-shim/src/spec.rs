@@ -10,7 +10,7 @@ use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources, PosixRlimitType, Spec};
 use protocol::init::{
-    Capabilities, Device, InitConfig, Mount, Overlay, Process, Rlimit,
+    Capabilities, Device, InitConfig, Mount, Overlay, Process, Rlimit, ANN_GROUP_ADD,
     ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_VOLATILE,
     ANN_OVERLAY_WORK as ANN_WORK,
 };
@@ -27,6 +27,8 @@ pub enum Error {
     OverlayIncomplete(&'static str, &'static str),
     #[error("config.json: mount destination {0} is not absolute")]
     RelativeMount(PathBuf),
+    #[error("config.json")]
+    Seccomp(#[from] crate::seccomp::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -37,6 +39,9 @@ pub struct Bundle {
     pub clone_flags: CloneFlags,
     pub cgroups_path: PathBuf,
     pub resources: LinuxResources,
+    /// The container's `--group-add` gids (annotation `run.hind.group-add`),
+    /// which `exec -u USER` adds to USER's own groups.
+    pub group_add: Vec<u32>,
 }
 
 /// The devices every container gets (OCI config-linux.md, "Default Devices").
@@ -62,13 +67,20 @@ fn default_devices() -> Vec<Device> {
     .collect()
 }
 
-pub fn load(bundle: &Path, id: &str) -> Result<Bundle> {
+/// Reads `bundle/config.json`. `seccomp_cache` is where compiled seccomp
+/// filters are kept between containers (none: compile every time).
+pub fn load(bundle: &Path, id: &str, seccomp_cache: Option<&Path>) -> Result<Bundle> {
     let path = bundle.join("config.json");
     let spec = Spec::load(&path).map_err(|e| Error::Load(path.clone(), e))?;
-    from_spec(&spec, bundle, id)
+    from_spec(&spec, bundle, id, seccomp_cache)
 }
 
-pub fn from_spec(spec: &Spec, bundle: &Path, id: &str) -> Result<Bundle> {
+pub fn from_spec(
+    spec: &Spec,
+    bundle: &Path,
+    id: &str,
+    seccomp_cache: Option<&Path>,
+) -> Result<Bundle> {
     let p = spec.process().as_ref().ok_or(Error::Missing("process"))?;
     let root = spec.root().as_ref().ok_or(Error::Missing("root"))?;
     let linux = spec.linux().as_ref().ok_or(Error::Missing("linux"))?;
@@ -122,6 +134,13 @@ pub fn from_spec(spec: &Spec, bundle: &Path, id: &str) -> Result<Bundle> {
                 ambient: nums(c.ambient()),
             }
         }),
+        // Compiled here, not in init: init gets a ready program, and the
+        // shim caches it for the next container with the same profile.
+        seccomp: linux
+            .seccomp()
+            .as_ref()
+            .map(|s| crate::seccomp::filter(s, seccomp_cache))
+            .transpose()?,
     };
 
     let mut clone_flags = CloneFlags::empty();
@@ -242,6 +261,10 @@ pub fn from_spec(spec: &Spec, bundle: &Path, id: &str) -> Result<Bundle> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("/hind/{id}"))),
         resources: linux.resources().clone().unwrap_or_default(),
+        group_add: ann
+            .get(ANN_GROUP_ADD)
+            .map(|v| v.split(',').filter_map(|g| g.trim().parse().ok()).collect())
+            .unwrap_or_default(),
     })
 }
 

@@ -20,6 +20,10 @@ pub const ANN_OVERLAY_WORK: &str = "run.hind.overlay.workdir";
 /// thrown away anyway. Without it, unmounting the overlay at exit syncs
 /// the whole filesystem under the upper dir.
 pub const ANN_OVERLAY_VOLATILE: &str = "run.hind.overlay.volatile";
+/// The `--group-add` gids alone (comma-separated), also contained in
+/// `process.user.additionalGids`: `exec -u USER` gives them to USER on top
+/// of USER's own groups, as Docker does.
+pub const ANN_GROUP_ADD: &str = "run.hind.group-add";
 
 /// An overlay root filesystem that init mounts inside the container's own
 /// mount namespace, so it vanishes with the container and never shows up in
@@ -86,6 +90,21 @@ pub struct Process {
     pub oom_score_adj: Option<i32>,
     /// Capability numbers per set; `None` leaves the sets as inherited.
     pub capabilities: Option<Capabilities>,
+    /// The seccomp filter, compiled by the shim from the spec's
+    /// `linux.seccomp`; `None` runs unconfined. Init loads it as late as
+    /// it can (docs/design.md, "Seccomp").
+    pub seccomp: Option<SeccompFilter>,
+}
+
+/// A classic BPF seccomp program, ready for seccomp(2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SeccompFilter {
+    /// `struct sock_filter`s (code u16, jt u8, jf u8, k u32), 8 bytes
+    /// each in native byte order: the shim and init run on one machine.
+    #[serde(with = "serde_bytes")]
+    pub program: Vec<u8>,
+    /// `SECCOMP_FILTER_FLAG_*` bits for seccomp(2).
+    pub flags: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -141,7 +160,9 @@ pub struct ExecConfig {
     pub cgroups: Vec<PathBuf>,
     pub process: Process,
     /// `-u` as typed, resolved in the container's /etc/passwd and
-    /// /etc/group once its mount namespace is joined.
+    /// /etc/group once its mount namespace is joined. When set,
+    /// `process.additional_gids` holds only the container's `--group-add`
+    /// gids; the user's own groups come first.
     pub user: Option<String>,
 }
 

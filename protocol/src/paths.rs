@@ -54,6 +54,12 @@ impl Layout {
         self.root.join("images")
     }
 
+    /// Compiled seccomp filters by content hash (`<sha256>.bpf`), shared by
+    /// every container with the same profile.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join("cache").join("seccomp")
+    }
+
     /// Scratch space on the same filesystem as the store, for atomic renames.
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")

@@ -3,6 +3,7 @@
 # (../shared/tools/cg2vm/run-in-guest.sh), as root, with cwd = /host, where
 #   bin/hind bin/hind-shim bin/hind-init   the release binaries
 #   rootfs/                                a busybox root filesystem (the image)
+#   tests/NAME                             e2e test binaries (tests/tests/NAME.rs)
 # Only static busybox is available here (POSIX sh, busybox applets).
 #
 # Every check prints "ok NAME" or "FAIL NAME: why"; context lines start with "# ".
@@ -189,6 +190,29 @@ check_limit pids.max pids.max 20 /cg2t-pids -- --pids-limit 20
 # cgroup namespace rooted at its cgroup this would be "0::/").
 hind run --rm --cgroup-parent /cg2t-ns "$IMG" cat /proc/self/cgroup > "$LOGS/ns.out" 2>&1
 note "info: /proc/self/cgroup inside a container: $(oneline "$LOGS/ns.out")"
+
+# End-to-end test binaries, when staged: each of their tests is a check
+# ("ok NAME::TEST"), run against the release binaries and the busybox here.
+for t in "$HOST"/tests/*; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    HIND_BIN_DIR="$HOST/bin" HIND_TEST_BUSYBOX="$HOST/rootfs/bin/busybox" \
+        HIND_E2E_TIMEOUT="$RUN_TIMEOUT" "$t" --test-threads=2 > "$LOGS/test-$name.out" 2>&1
+    rc=$?
+    sed -nE 's/^test (.*) \.\.\. (ok|FAILED)$/\2 \1/p' "$LOGS/test-$name.out" > "$LOGS/test-$name.list"
+    while read -r verdict tname; do
+        if [ "$verdict" = ok ]; then ok "$name::$tname"
+        else
+            fail "$name::$tname" "see its output below"
+            # The test's own report, from its "---- NAME stdout ----" header.
+            sed -n "/^---- $tname stdout ----\$/,/^\$/p" "$LOGS/test-$name.out" | head -n 30 | sed 's/^/#   | /'
+        fi
+    done < "$LOGS/test-$name.list"
+    if [ "$rc" != 0 ] && ! grep -q '^FAILED' "$LOGS/test-$name.list"; then
+        fail "$name" "the test binary exited $rc without a failed test"
+        show "$LOGS/test-$name.out"
+    fi
+done
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

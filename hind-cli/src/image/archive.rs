@@ -1439,10 +1439,45 @@ fn export_merged(short: &str, dirs: &[PathBuf], mnt: &Path, out: RawFd) -> Resul
 /// read-only at `mnt`, the tree packed into `out`. Returns the error text
 /// for the parent.
 fn export_child(dirs: &[PathBuf], mnt: &Path, out: RawFd) -> std::result::Result<(), String> {
-    use nix::mount::{mount, MsFlags};
     let _ = nix::sys::prctl::set_name(c"hind-export");
     // Die with the CLI rather than keep writing for nobody.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // index=off: the upper dir may be the upper dir of the running
+    // container's own overlay; with index=on the kernel refuses to use it
+    // again (EBUSY), with it off it only warns.
+    mount_private_overlay(dirs, None, true, "index=off", mnt)?;
+    let dup = nix::unistd::dup(out).map_err(|e| format!("dup output fd: {e}"))?;
+    // SAFETY: `dup` was just returned by dup(2) and is owned by nobody
+    // else; the File closes it.
+    let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+    diff::pack_tree(mnt, &mut f).map_err(|e| {
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(x) = src {
+            s.push_str(&format!(": {x}"));
+            src = x.source();
+        }
+        s
+    })?;
+    f.flush().map_err(|e| format!("write: {e}"))
+}
+
+/// For a forked helper (single-threaded, about to exit): unshares the
+/// mount namespace, makes it private, and mounts an overlay of `lower` (top
+/// first) and `upper`'s upper and work dirs, if any, at `mnt`, read-only
+/// if `read_only` (always without `upper`); `opts` are added to the mount
+/// options. The mount exists only in the helper's namespace, so it is
+/// never visible on the host and needs no unmount; it lasts until the
+/// namespace and the last fd open in it are gone. Shared by `export` and
+/// `cp`. Returns the error text.
+pub(crate) fn mount_private_overlay(
+    lower: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    read_only: bool,
+    opts: &str,
+    mnt: &Path,
+) -> std::result::Result<(), String> {
+    use nix::mount::{mount, MsFlags};
     // unshare(2) CLONE_NEWNS: a copy of the mount table that dies with
     // this process, so the overlay is never visible on the host and
     // needs no unmount, whatever happens to us.
@@ -1464,41 +1499,49 @@ fn export_child(dirs: &[PathBuf], mnt: &Path, out: RawFd) -> std::result::Result
     // overlayfs clones each lower dir's mount, which must belong to the
     // mount namespace of the caller (EINVAL for an fd opened before the
     // unshare).
-    let mut fds = Vec::with_capacity(dirs.len());
-    for d in dirs {
-        let f = File::open(d).map_err(|e| format!("open layer {}: {e}", d.display()))?;
-        fds.push(OwnedFd::from(f));
-    }
+    let open = |d: &Path| {
+        File::open(d)
+            .map(OwnedFd::from)
+            .map_err(|e| format!("open {}: {e}", d.display()))
+    };
+    let fds = lower
+        .iter()
+        .map(|d| open(d))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let lowerdir: Vec<String> = fds.iter().map(|f| f.as_raw_fd().to_string()).collect();
-    // index=off: the upper dir may be the upper dir of the running
-    // container's own overlay; with index=on the kernel refuses to use it
-    // again (EBUSY), with it off it only warns.
-    let data = format!("lowerdir={},index=off", lowerdir.join(":"));
-    // The lower dirs are the fd numbers, relative to here.
+    let mut data = format!("lowerdir={}", lowerdir.join(":"));
+    let mut flags = MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
+    let mut upper_fds = Vec::new();
+    match upper {
+        Some((upper, work)) => {
+            upper_fds.push(open(upper)?);
+            upper_fds.push(open(work)?);
+            data.push_str(&format!(
+                ",upperdir={},workdir={}",
+                upper_fds[0].as_raw_fd(),
+                upper_fds[1].as_raw_fd()
+            ));
+            if read_only {
+                flags |= MsFlags::MS_RDONLY;
+            }
+        }
+        None => flags |= MsFlags::MS_RDONLY,
+    }
+    if !opts.is_empty() {
+        data.push(',');
+        data.push_str(opts);
+    }
+    // The dirs are the fd numbers, relative to here.
     nix::unistd::chdir("/proc/self/fd").map_err(|e| format!("chdir /proc/self/fd: {e}"))?;
     mount(
         Some("overlay"),
         mnt,
         Some("overlay"),
-        MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        flags,
         Some(data.as_str()),
     )
     .map_err(|e| format!("mount overlay on {}: {e}", mnt.display()))?;
-    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
-    let dup = nix::unistd::dup(out).map_err(|e| format!("dup output fd: {e}"))?;
-    // SAFETY: `dup` was just returned by dup(2) and is owned by nobody
-    // else; the File closes it.
-    let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dup) };
-    diff::pack_tree(mnt, &mut f).map_err(|e| {
-        let mut s = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(x) = src {
-            s.push_str(&format!(": {x}"));
-            src = x.source();
-        }
-        s
-    })?;
-    f.flush().map_err(|e| format!("write: {e}"))
+    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
 #[cfg(test)]

@@ -77,6 +77,40 @@ pub fn pack_tree(root: &Path, w: &mut dyn Write) -> Result<()> {
     Packer::run(root, w, false)
 }
 
+/// Writes a tar of the node `name` in the directory open as `dir`, named
+/// `as_name` in the tar: one entry for a file, symlink or fifo, a directory
+/// with everything below it (`as_name/...`). Like [`pack_tree`] it never
+/// follows a symlink and stays on the node's filesystem. `label` stands
+/// for `dir` in errors. Used by `hind cp`.
+pub fn pack_node(
+    dir: RawFd,
+    name: &[u8],
+    as_name: &[u8],
+    label: &Path,
+    w: &mut dyn Write,
+) -> Result<()> {
+    let st = stat::fstatat(Some(dir), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| Error::Stat(label.join(OsStr::from_bytes(name)), e.into()))?;
+    let mut p = Packer::new(label, st.st_dev, w, false);
+    p.entry(dir, name, as_name, &st)?;
+    p.finish()
+}
+
+/// Writes a tar of what is below the directory open as `dir`, without the
+/// directory itself, as [`pack_tree`] does for a path. `label` stands for
+/// `dir` in errors. Used by `hind cp` (`SRC/.`).
+pub fn pack_dir(dir: RawFd, label: &Path, w: &mut dyn Write) -> Result<()> {
+    // A new open file description: a dup would share (and move) the
+    // caller's directory position.
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut d = Dir::openat(Some(dir), ".", flags, Mode::empty())
+        .map_err(|e| Error::Open(label.to_path_buf(), e.into()))?;
+    let st = stat::fstat(d.as_raw_fd()).map_err(|e| Error::Stat(label.to_path_buf(), e.into()))?;
+    let mut p = Packer::new(label, st.st_dev, w, false);
+    p.walk(&mut d, b"")?;
+    p.finish()
+}
+
 /// xattrs to pack, and what the overlay ones say.
 #[derive(Default)]
 struct Xattrs {
@@ -102,16 +136,25 @@ impl<'w> Packer<'w> {
             .map_err(|e| Error::Open(root.to_path_buf(), e.into()))?;
         let st =
             stat::fstat(dir.as_raw_fd()).map_err(|e| Error::Stat(root.to_path_buf(), e.into()))?;
-        let mut p = Packer {
+        let mut p = Packer::new(root, st.st_dev, w, upper);
+        p.walk(&mut dir, b"")?;
+        p.finish()
+    }
+
+    fn new(root: &Path, root_dev: u64, w: &'w mut dyn Write, upper: bool) -> Packer<'w> {
+        Packer {
             root: root.to_path_buf(),
             upper,
-            root_dev: st.st_dev,
+            root_dev,
             out: tar::Builder::new(BufWriter::with_capacity(BUF_SIZE, w)),
             links: HashMap::new(),
             buf: vec![0; BUF_SIZE],
-        };
-        p.walk(&mut dir, b"")?;
-        let mut out = p.out.into_inner().map_err(Error::Finish)?;
+        }
+    }
+
+    /// Writes the end-of-archive marker and flushes.
+    fn finish(self) -> Result<()> {
+        let mut out = self.out.into_inner().map_err(Error::Finish)?;
         out.flush().map_err(Error::Finish)
     }
 
@@ -181,9 +224,21 @@ impl<'w> Packer<'w> {
                     .map_err(|e| Error::ReadLink(self.host(rel), e.into()))?;
                 self.pax_at(dir, name, rel)?;
                 let mut h = header(st, EntryType::Symlink);
-                self.out
-                    .append_link(&mut h, OsStr::from_bytes(rel), &target)
-                    .map_err(|e| Error::Write(self.host(rel), e))
+                let raw = target.as_bytes();
+                // The target goes in as it is: the tar crate's
+                // `set_link_name` rewrites it component by component
+                // (`/` comes out as `//`). Only a target too long for the
+                // header takes the GNU long-link path, which is verbatim.
+                let r = if raw.len() <= h.as_old().linkname.len() {
+                    h.set_link_name_literal(raw).and_then(|()| {
+                        self.out
+                            .append_data(&mut h, OsStr::from_bytes(rel), io::empty())
+                    })
+                } else {
+                    self.out
+                        .append_link(&mut h, OsStr::from_bytes(rel), &target)
+                };
+                r.map_err(|e| Error::Write(self.host(rel), e))
             }
             SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO => {
                 let ty = match kind {
@@ -518,6 +573,8 @@ mod tests {
         fs::create_dir_all(s(&long)).unwrap();
         fs::write(s(&long).join("f"), vec![7u8; 1_500_000]).unwrap();
         symlink("t".repeat(200), s("longlink")).unwrap();
+        symlink("/", s("toroot")).unwrap();
+        symlink("./a//b/", s("odd")).unwrap();
         fs::create_dir(s("tmp")).unwrap();
         fs::set_permissions(s("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
         fs::create_dir(s("ro")).unwrap();
@@ -538,6 +595,7 @@ mod tests {
         let dst = TempDir::new("diff-dst");
         let opts = Options {
             allow_devices: true,
+            ..Default::default()
         };
         extract::unpack(&mut tar.as_slice(), dst.path(), &opts).unwrap();
         assert_eq!(describe(src.path()), describe(dst.path()));

@@ -47,6 +47,8 @@ const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
+/// File capabilities: the set-user-ID bit of the capability world.
+const CAPABILITY_XATTR: &CStr = c"security.capability";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -101,6 +103,8 @@ pub enum Error {
     Times(String, #[source] io::Error),
     #[error("layer entry {0:?}: set xattr {1}")]
     Xattr(String, String, #[source] io::Error),
+    #[error("{0:?}: cannot replace the existing {1} with a {2}")]
+    Replace(String, &'static str, &'static str),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -127,6 +131,17 @@ pub struct Options {
     /// Create character and block devices. Off for pulled images: a device
     /// node in an image is a way to reach host hardware from a container.
     pub allow_devices: bool,
+    /// Give every entry this owner instead of its header's (`hind cp`
+    /// without `-a`). Files then lose their set-user-ID and set-group-ID
+    /// bits and `security.capability`, as chown(2) drops them: they
+    /// granted the original owner's rights, not the new one's.
+    pub owner: Option<(Uid, Gid)>,
+    /// The tar is not a layer but a copy of user files (`hind cp`): `.wh.`
+    /// names are ordinary names, and an existing directory is never
+    /// replaced by a non-directory or the other way round (the entry is
+    /// refused instead, as Docker's cp does), so a copy cannot delete a
+    /// tree at the destination.
+    pub plain: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -351,7 +366,7 @@ fn own(fd: RawFd) -> OwnedFd {
 /// Opens the directory `path` (relative, no leading `/`) below `root`, with
 /// every symlink on the way resolved as if `root` were `/`. `extra` adds
 /// open flags (`O_NOFOLLOW` for the last component).
-fn open_in_root(root: RawFd, path: &[u8], extra: OFlag) -> nix::Result<OwnedFd> {
+pub(crate) fn open_in_root(root: RawFd, path: &[u8], extra: OFlag) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | extra)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -575,6 +590,19 @@ struct Pax {
 }
 
 impl Pax {
+    /// These records less the xattr `name`.
+    fn without_xattr(&self, name: &CStr) -> Pax {
+        Pax {
+            xattrs: self
+                .xattrs
+                .iter()
+                .filter(|(n, _)| n.as_c_str() != name)
+                .cloned()
+                .collect(),
+            mtime: self.mtime,
+        }
+    }
+
     fn parse(data: Option<&[u8]>, label: &str) -> Result<Pax> {
         let mut pax = Pax::default();
         let Some(data) = data else {
@@ -794,19 +822,37 @@ impl Unpacker<'_> {
         name: &[u8],
         pax: &Pax,
     ) -> Result<()> {
-        if name == OPAQUE_MARKER {
-            return xattr::set(xattr::On::Fd(dir), OPAQUE_XATTR, b"y")
-                .map_err(|e| Error::Xattr(label.to_owned(), "trusted.overlay.opaque".into(), e));
+        if !self.opts.plain {
+            if name == OPAQUE_MARKER {
+                return xattr::set(xattr::On::Fd(dir), OPAQUE_XATTR, b"y").map_err(|e| {
+                    Error::Xattr(label.to_owned(), "trusted.overlay.opaque".into(), e)
+                });
+            }
+            if name.starts_with(b".wh..wh.") {
+                // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs) that old
+                // Docker layers carry; it means nothing to overlayfs.
+                return Ok(());
+            }
+            if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+                return self.whiteout(label, dir, hidden);
+            }
         }
-        if name.starts_with(b".wh..wh.") {
-            // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs) that old Docker
-            // layers carry; it means nothing to overlayfs.
-            return Ok(());
-        }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
-            return self.whiteout(label, dir, hidden);
-        }
-        let meta = Meta::read(e.header(), pax, label)?;
+        let mut meta = Meta::read(e.header(), pax, label)?;
+        let reowned;
+        let pax = match self.opts.owner {
+            Some((uid, gid)) => {
+                meta.uid = uid;
+                meta.gid = gid;
+                if kind == EntryType::Directory {
+                    pax
+                } else {
+                    meta.mode.remove(Mode::S_ISUID | Mode::S_ISGID);
+                    reowned = pax.without_xattr(CAPABILITY_XATTR);
+                    &reowned
+                }
+            }
+            None => pax,
+        };
         match kind {
             // The tar crate expands GNU sparse entries into their full data.
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -879,6 +925,11 @@ impl Unpacker<'_> {
         // unlink(2) on Linux answers EISDIR for a directory.
         match unistd::unlinkat(Some(dir), name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(Errno::EISDIR) if self.opts.plain => Err(Error::Replace(
+                label.to_owned(),
+                "directory",
+                "non-directory",
+            )),
             Err(Errno::EISDIR) => {
                 remove_tree(dir, name).map_err(|e| Error::Remove(label.to_owned(), e))
             }
@@ -935,6 +986,13 @@ impl Unpacker<'_> {
             // list a directory after its files, or twice).
             Ok(()) | Err(Errno::EEXIST) => match open_dir_at(dir, name) {
                 Ok(fd) => fd,
+                Err(Errno::ENOTDIR | Errno::ELOOP) if self.opts.plain => {
+                    return Err(Error::Replace(
+                        label.to_owned(),
+                        "non-directory",
+                        "directory",
+                    ))
+                }
                 Err(Errno::ENOTDIR | Errno::ELOOP) => {
                     self.remove(label, dir, name)?;
                     stat::mkdirat(Some(dir), name, mode).map_err(mkdir_err)?;
@@ -1512,6 +1570,62 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn plain_copies_keep_names_and_existing_kinds() {
+        let root = TempDir::new("extract-plain");
+        let opts = Options {
+            plain: true,
+            ..Default::default()
+        };
+        let tar = Tar::new()
+            .file(".wh.x", b"literal")
+            .file("d/.wh..wh..opq", b"too")
+            .bytes();
+        unpack_tar(&tar, root.path(), &opts).unwrap();
+        assert_eq!(fs::read(root.join(".wh.x")).unwrap(), b"literal");
+        assert_eq!(fs::read(root.join("d/.wh..wh..opq")).unwrap(), b"too");
+        assert_eq!(get_xattr(&root.join("d"), OPAQUE_XATTR), None);
+        // A directory is never replaced by a file, nor a file by a
+        // directory; a file by a file is.
+        fs::create_dir_all(root.join("keep/inner")).unwrap();
+        let err = unpack_tar(&Tar::new().file("keep", b"x").bytes(), root.path(), &opts);
+        assert!(matches!(err, Err(Error::Replace(..))), "{err:?}");
+        assert!(root.join("keep/inner").is_dir());
+        let err = unpack_tar(&Tar::new().dir(".wh.x/").bytes(), root.path(), &opts);
+        assert!(matches!(err, Err(Error::Replace(..))), "{err:?}");
+        unpack_tar(
+            &Tar::new().file(".wh.x", b"new").bytes(),
+            root.path(),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(fs::read(root.join(".wh.x")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_new_owner_drops_set_id_bits_and_capabilities() {
+        let root = TempDir::new("extract-owner");
+        let mut t = Tar::new();
+        t.pax(&[("SCHILY.xattr.security.capability", b"\x01\0\0\x02")]);
+        t.add(Tar::header(EntryType::Regular, 0o6755), "suid", b"x");
+        let mut h = Tar::header(EntryType::Directory, 0o2775);
+        h.set_uid(1000);
+        t.add(h, "sgid/", b"");
+        let tar = t.bytes();
+        let opts = Options {
+            owner: Some((Uid::from_raw(7), Gid::from_raw(8))),
+            plain: true,
+            ..Default::default()
+        };
+        unpack_tar(&tar, root.path(), &opts).unwrap();
+        let m = lmeta(&root.join("suid"));
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (7, 8, 0o755));
+        assert_eq!(get_xattr(&root.join("suid"), CAPABILITY_XATTR), None);
+        // A directory's set-group-ID bit only says how new files are owned.
+        let m = lmeta(&root.join("sgid"));
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (7, 8, 0o2775));
+    }
+
+    #[test]
     fn dotdot_and_absolute_paths_are_refused() {
         let base = TempDir::new("extract-dotdot");
         let root = base.join("root");
@@ -1658,6 +1772,7 @@ pub(crate) mod tests {
         let root = TempDir::new("extract-dev2");
         let opts = Options {
             allow_devices: true,
+            ..Default::default()
         };
         unpack_tar(&device_tar(), root.path(), &opts).unwrap();
         let m = lmeta(&root.join("dev/sda1"));

@@ -16,7 +16,7 @@ pub mod store;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use protocol::paths::Layout;
@@ -126,13 +126,31 @@ impl Image {
         let rel = rel.trim_start_matches('/');
         for layer in self.lowers() {
             match lookup_in_layer(&layer, rel) {
-                Lookup::Found(p) => return fs::read_to_string(p).ok(),
+                Lookup::Found(p) => return read_regular(&p),
                 Lookup::Hidden => return None,
                 Lookup::Absent => {}
             }
         }
         None
     }
+}
+
+/// The content of `p` if it is a regular file, at most 1 MiB of it. The
+/// layers are untrusted and read here on the host: a symlink would be
+/// followed on the host's tree (`etc/passwd -> /etc/shadow`), a FIFO would
+/// block `run` forever and `/dev/zero` would never end.
+fn read_regular(p: &Path) -> Option<String> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(p)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut s = String::new();
+    f.take(1 << 20).read_to_string(&mut s).ok()?;
+    Some(s)
 }
 
 enum Lookup {

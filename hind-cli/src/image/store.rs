@@ -411,11 +411,15 @@ impl Store {
         let _blob_guard = Scratch(Some(blob_tmp.clone()));
         let mut layer_guard = Scratch(Some(layer_tmp.clone()));
         let diff = layer_tmp.join("diff");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&diff)
-            .map_err(|e| Error::Create(diff.clone(), e))?;
+        // The layer's own dir is root's alone like the rest of the store;
+        // `diff` is the image's root dir and gets its mode from the layer.
+        for (dir, mode, recursive) in [(&layer_tmp, 0o700, true), (&diff, 0o755, false)] {
+            fs::DirBuilder::new()
+                .recursive(recursive)
+                .mode(mode)
+                .create(dir)
+                .map_err(|e| Error::Create(dir.clone(), e))?;
+        }
 
         let blob_file = OpenOptions::new()
             .write(true)
@@ -500,11 +504,15 @@ impl Store {
             size: stats.bytes,
         };
         let meta_path = layer_tmp.join("layer.json");
-        fs::write(
-            &meta_path,
-            serde_json::to_vec_pretty(&meta).expect("meta serializes"),
-        )
-        .map_err(|e| Error::Write(meta_path.clone(), e))?;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&meta_path)
+            .and_then(|mut f| {
+                f.write_all(&serde_json::to_vec_pretty(&meta).expect("meta serializes"))
+            })
+            .map_err(|e| Error::Write(meta_path.clone(), e))?;
         // One syncfs instead of an fsync per file: the layer's data must be
         // on disk before its name says it is complete.
         let dirfd = File::open(&layer_tmp).map_err(|e| Error::Read(layer_tmp.clone(), e))?;
