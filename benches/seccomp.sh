@@ -5,15 +5,13 @@
 # before every run (the filter compiled each time). Then the compile and
 # the cache read alone, from the shim's unit benchmark.
 #
-# Usage: benches/seccomp.sh [RUNS] [ROUNDS]   (default 40 and 4; root)
+# Usage: benches/seccomp.sh [RUNS]   (default 300; root required)
 #
-# Uses hyperfine (installed with apt-get if missing). Everything it
-# creates is removed on exit, also on failure or Ctrl-C.
+# Everything it creates is removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-runs=${1:-40}
-rounds=${2:-4}
+runs=${1:-300}
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "seccomp bench: needs root" >&2
@@ -21,11 +19,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 . benches/common.sh
-bench_install busybox-static hyperfine
-if ! command -v hyperfine >/dev/null; then
-    echo "seccomp bench: needs hyperfine" >&2
-    exit 1
-fi
+bench_install busybox-static
 
 echo "==> cargo build --release"
 cargo build --release --workspace --bins
@@ -56,35 +50,34 @@ run="$hind --root $root run --rm --cgroup-parent $cg_parent"
 $run "$rootfs" true
 $run --security-opt seccomp=unconfined "$rootfs" true
 
-# Rounds of all three, so that a change in the machine's load hits every
-# case alike; each case's figure is the mean of its round means.
-names=("unconfined" "default, cached" "default, compiled")
-: >"$work/means"
-for ((r = 1; r <= rounds; r++)); do
-    hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/h.json" \
-        --command-name "${names[0]}" --prepare true "$run --security-opt seccomp=unconfined $rootfs true" \
-        --command-name "${names[1]}" --prepare true "$run $rootfs true" \
-        --command-name "${names[2]}" --prepare "rm -rf $root/cache/seccomp" "$run $rootfs true" \
-        >"$work/hyperfine.out" 2>&1 || {
-        cat "$work/hyperfine.out"
-        exit 1
-    }
-    [[ -n ${HIND_BENCH_VERBOSE:-} ]] && cat "$work/hyperfine.out"
-    grep -o '"mean": *[0-9.e+-]*' "$work/h.json" | awk '{print $2}' | paste -sd' ' >>"$work/means"
+# The three cases interleaved, run by run, so that a change in the
+# machine's load hits all of them alike; the costs are medians of the
+# paired differences. Timed with bash's $EPOCHREALTIME (no fork).
+usec() { local t=${EPOCHREALTIME/./}; echo "${t#0}"; }
+: >"$work/times"
+for ((i = 0; i < runs; i++)); do
+    t0=$(usec)
+    $run --security-opt seccomp=unconfined "$rootfs" true
+    t1=$(usec)
+    $run "$rootfs" true
+    t2=$(usec)
+    rm -rf "$root/cache/seccomp"
+    t3=$(usec)
+    $run "$rootfs" true
+    t4=$(usec)
+    echo "$((t1 - t0)) $((t2 - t1)) $((t4 - t3))" >>"$work/times"
 done
 
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -v c="$1" '{ print $c }' "$work/times" | median; }
+pdiff() { awk -v a="$1" -v b="$2" '{ print $a - $b }' "$work/times" | median; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 echo
-printf '%-20s %10s %12s   (hind run --rm IMG true; %s rounds of %s runs)\n' \
-    "" "mean ms" "round spread" "$rounds" "$runs"
-awk -v n0="${names[0]}" -v n1="${names[1]}" -v n2="${names[2]}" '
-    { for (i = 1; i <= 3; i++) { s[i] += $i; if (NR == 1 || $i < lo[i]) lo[i] = $i; if ($i > hi[i]) hi[i] = $i } }
-    END {
-        split(n0 "|" n1 "|" n2, name, "|")
-        for (i = 1; i <= 3; i++)
-            printf "%-20s %10.2f %10.2f ms\n", name[i], s[i] / NR * 1000, (hi[i] - lo[i]) * 1000
-        printf "the cached filter costs a start %.2f ms; compiling it, %.2f ms more\n",
-            (s[2] - s[1]) / NR * 1000, (s[3] - s[2]) / NR * 1000
-    }' "$work/means"
+printf '%-34s %10s   (hind run --rm IMG true, %s interleaved runs)\n' "" "median ms" "$runs"
+printf '%-34s %10s\n' "unconfined" "$(ms "$(col 1)")"
+printf '%-34s %10s\n' "default filter, from the cache" "$(ms "$(col 2)")"
+printf '%-34s %10s\n' "default filter, compiled" "$(ms "$(col 3)")"
+echo "the cached filter costs a start $(ms "$(pdiff 2 1)") ms; compiling it, $(ms "$(pdiff 3 2)") ms more"
 
 echo
 echo "==> the compile and the cache read alone (hind-shim unit benchmark)"

@@ -61,7 +61,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// emitter, the layout or `syscalls.rs` changed): it is part of the cache
 /// key, so old entries are never used. The `compiled_program_is_pinned`
 /// test fails until it is bumped.
-const COMPILER_VERSION: u32 = 1;
+const COMPILER_VERSION: u32 = 2;
 
 /// `AUDIT_ARCH_*` (include/uapi/linux/audit.h): what `seccomp_data.arch`
 /// holds for each ABI.

@@ -661,8 +661,8 @@ fn compiled_program_is_pinned() {
     assert_eq!(
         (COMPILER_VERSION, hex(&h.finalize())),
         (
-            1,
-            String::from("df6758a26f1a9599852021a61ee680d553c7fc1161365035ce2914066df31ca2")
+            2,
+            String::from("479c4ac30d2a34f76ef8ba62060cd9b5e3eaf172079755fa23b14a92802878a6")
         )
     );
 }
