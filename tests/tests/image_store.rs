@@ -4,7 +4,6 @@
 //! more layers than one page of overlay options holds, and references
 //! that name nothing.
 
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,15 +24,7 @@ fn load(env: &TestEnv, img: &ImageBuilder, tag: &str) -> String {
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    hind_tests::dir_entries(dir)
 }
 
 fn configured_image() -> ImageBuilder {

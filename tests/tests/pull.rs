@@ -62,15 +62,7 @@ fn layered_image() -> ImageBuilder {
 
 /// Names in a dir (empty if it does not exist).
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    hind_tests::dir_entries(dir)
 }
 
 fn store(env: &TestEnv) -> PathBuf {

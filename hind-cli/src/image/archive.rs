@@ -22,7 +22,6 @@ use std::io::{self, BufReader, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use oci_spec::image::{
     Arch, Descriptor, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, ImageIndex,
@@ -36,7 +35,7 @@ use super::commands::find;
 use super::diff;
 use super::extract::{self, DigestReader};
 use super::reference::{is_digest, Reference};
-use super::store::{self, chain_ids, hex, Expect, ImageRecord, LayerRef, Store};
+use super::store::{self, chain_ids, hex, unique_suffix, Expect, ImageRecord, LayerRef, Store};
 use crate::cli::{CommitArgs, ExportArgs, ImportArgs, LoadArgs, SaveArgs};
 
 const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -129,19 +128,6 @@ pub enum Error {
 }
 
 type Result<T> = std::result::Result<T, Error>;
-
-fn unique_suffix() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// A scratch directory removed (with everything in it) on drop.
 struct ScratchDir(PathBuf);

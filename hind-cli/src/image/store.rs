@@ -166,7 +166,9 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
-fn unique_suffix() -> String {
+/// `<pid>-<nanos>-<n>`: unique scratch names whose pid
+/// `sweep_dead_scratch` reads back to tell a dead writer's files.
+pub(crate) fn unique_suffix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
