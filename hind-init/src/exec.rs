@@ -3,14 +3,17 @@
 //! namespace requires), it joins the container's cgroup and namespaces,
 //! then forks the new process inside the container's pid namespace with
 //! CLONE_PARENT, so that the shim, not this helper, is its parent and gets
-//! its exit status. The helper itself exits right after the fork.
+//! its exit status. The helper itself exits right after the fork, once it
+//! has reported the new process's pid; the process waits for that report
+//! before it sends anything of its own.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
+use nix::fcntl::OFlag;
 use nix::sched::{setns, CloneFlags};
 use protocol::frame;
 use protocol::init::{ExecConfig, FromInit, InitConfig, ToInit};
@@ -27,8 +30,12 @@ pub enum Error {
     Setns(String, #[source] nix::Error),
     #[error("join cgroup {0}")]
     Cgroup(PathBuf, #[source] io::Error),
+    #[error("create the pipe that orders the exec helper's report")]
+    GoPipe(#[source] nix::Error),
     #[error("fork into the container")]
     Fork(#[source] io::Error),
+    #[error("wait for the exec helper to report this process")]
+    WaitGo(#[source] io::Error),
     #[error("user {0:?}")]
     User(String, #[source] protocol::user::Error),
     #[error("report to the shim")]
@@ -90,16 +97,43 @@ fn enter(sock: &mut UnixStream, cfg: &ExecConfig) -> Result<(), Error> {
     }
     drop(nss);
 
+    // Helper and child share the socket to the shim, and the shim needs
+    // ExecPid before anything the child sends: the pid makes the child one
+    // of its processes, and a child's Created that overtook it (the helper
+    // descheduled right after the fork, as under load) left the shim
+    // without one. So the child holds back until the helper, once its
+    // report is written, sends one byte down this pipe. Close-on-exec: the
+    // user's command never holds either end.
+    let (go_rx, go_tx) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(Error::GoPipe)?;
     // SAFETY: the helper is single-threaded (a fresh hind-init that has
     // spawned nothing), and the child goes on as an ordinary process up to
     // its execve, which is what fork allows for a single-threaded parent.
     // CLONE_PARENT makes the shim, not this helper, the child's parent.
     let pid = unsafe { crate::sys::clone_fork(libc::CLONE_PARENT) }.map_err(Error::Fork)?;
     if pid > 0 {
-        let _ = frame::write(sock, &FromInit::ExecPid(pid));
+        drop(go_rx);
+        if frame::write(sock, &FromInit::ExecPid(pid)).is_err() {
+            // No go: the child sees EOF and leaves too, and the shim
+            // reports this exit status.
+            std::process::exit(protocol::EXIT_ENGINE);
+        }
+        // A child already gone gives EPIPE (SIGPIPE is ignored, as in any
+        // Rust program); the shim learns of that from the socket.
+        let _ = File::from(go_tx).write_all(&[1]);
         std::process::exit(0);
     }
-    Ok(())
+    drop(go_tx);
+    let mut go = File::from(go_rx);
+    loop {
+        match go.read(&mut [0u8; 1]) {
+            Ok(1) => return Ok(()),
+            // The helper died before its report. Leave quietly: the shim
+            // sees the socket close and reports how the helper ended.
+            Ok(_) => std::process::exit(protocol::EXIT_ENGINE),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::WaitGo(e)),
+        }
+    }
 }
 
 pub fn run(sock: &mut UnixStream, cfg: ExecConfig) -> Result<std::convert::Infallible, Error> {

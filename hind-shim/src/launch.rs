@@ -2,6 +2,7 @@
 //! `hind-init` with the init socket at fd 3, put it in its cgroup, hand it
 //! its config, and walk it through to the user's exec.
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use protocol::frame;
 use protocol::init::{ExecConfig, FromInit, InitConfig, ToInit, INIT_SOCKET_FD};
@@ -38,6 +39,10 @@ pub enum Error {
     NoPtyFd,
     #[error("hind-init exited before the container started")]
     InitDied,
+    /// init, or a `hind exec` helper or its process, closed its socket
+    /// without a report: how it ended is all there is to go by.
+    #[error("hind-init {how} before {what} started")]
+    InitExited { what: &'static str, how: Death },
     #[error("expected {expected} from hind-init, got {received}")]
     UnexpectedMessage {
         expected: &'static str,
@@ -58,6 +63,34 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// How a hind-init process ended, from its wait status.
+#[derive(Debug)]
+pub struct Death(WaitStatus);
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.0 {
+            WaitStatus::Exited(_, code) => write!(f, "exited with status {code}"),
+            WaitStatus::Signaled(_, sig, _) => write!(f, "was killed by {sig}"),
+            other => write!(f, "ended with {other:?}"),
+        }
+    }
+}
+
+/// Replaces [`Error::InitDied`] with how the process ended. `status` is
+/// its wait status, taken after the EOF on its socket: the kernel fixes the
+/// exit status before it closes a dying process's files (`do_exit` in
+/// kernel/exit.c), so the SIGKILL the caller sends first does not change it.
+fn died(e: Error, what: &'static str, status: nix::Result<WaitStatus>) -> Error {
+    match (e, status) {
+        (Error::InitDied, Ok(s)) => Error::InitExited {
+            what,
+            how: Death(s),
+        },
+        (e, _) => e,
+    }
+}
 
 /// The stdio init gets as fds 0, 1, 2 (ignored for a terminal, where init
 /// makes a pty of its own).
@@ -119,9 +152,9 @@ pub fn create(bundle: &Bundle, cgroup: &Cgroup, stdio: ChildStdio, init: &Path) 
 
     let fail = |e: Error| -> Error {
         let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
+        let status = waitpid(pid, None);
         let _ = cgroup.remove();
-        e
+        died(e, "the container", status)
     };
     if join.is_none() {
         if let Err(e) = cgroup.enter(pid.as_raw(), &bundle.resources) {
@@ -227,7 +260,11 @@ pub fn exec(cfg: &ExecConfig, stdio: ChildStdio, init: &Path) -> Result<(Pid, Op
                 }
             }
         }
-        let pid = pid.ok_or(Error::InitDied)?;
+        // The helper reports the pid before its child may say anything.
+        let pid = pid.ok_or(Error::UnexpectedMessage {
+            expected: "ExecPid",
+            received: "Created".into(),
+        })?;
         let mut created = Created {
             pid,
             sock,
@@ -238,14 +275,20 @@ pub fn exec(cfg: &ExecConfig, stdio: ChildStdio, init: &Path) -> Result<(Pid, Op
     })();
     // The helper exits right after its fork; reap it here so it never
     // lingers as a zombie.
-    let _ = waitpid(helper, None);
+    let helper_status = waitpid(helper, None);
     match result {
         Ok(pid) => Ok((pid, pty)),
         Err(e) => {
+            // A silent end is the helper's if it failed, else that of the
+            // process it reported (then reaped here, not by the event loop).
+            let mut status = helper_status;
             if let Some(p) = pid {
                 let _ = kill(p, Signal::SIGKILL);
+                if matches!(e, Error::InitDied) && matches!(status, Ok(WaitStatus::Exited(_, 0))) {
+                    status = waitpid(p, None);
+                }
             }
-            Err(e)
+            Err(died(e, "the exec process", status))
         }
     }
 }

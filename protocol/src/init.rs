@@ -182,6 +182,7 @@ pub enum ToInit {
 pub enum FromInit {
     /// From the setns helper: the pid (in the shim's namespace) of the
     /// process it forked inside the container, now the shim's child.
+    /// Always the first frame: that process writes nothing before it.
     ExecPid(i32),
     /// Sent together with the pty master fd (SCM_RIGHTS).
     PtyMaster,
