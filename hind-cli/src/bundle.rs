@@ -56,6 +56,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// The subset of `run` flags that shape the spec.
 #[derive(Debug, Default, Clone)]
+pub struct NetworkOptions {
+    pub namespace: crate::net::Namespace,
+    /// (host file, container path) bind mounts: hosts, resolv.conf, hostname.
+    pub files: Vec<(PathBuf, &'static str)>,
+}
+
 pub struct Options {
     pub command: Vec<String>,
     pub env: Vec<String>,
@@ -83,6 +89,9 @@ pub struct Options {
     pub group_add: Vec<String>,
     /// `--security-opt`: the seccomp profile and no-new-privileges.
     pub security: crate::seccomp::SecurityOpts,
+    /// The network namespace and the DNS files to mount; `None` for a new
+    /// namespace and the image's own files.
+    pub network: Option<NetworkOptions>,
 }
 
 /// Resolves `-u USER[:GROUP]` in the image's own passwd and group files.
@@ -185,6 +194,21 @@ fn capabilities(o: &Options) -> Result<LinuxCapabilities> {
         .inheritable(oci_spec::runtime::Capabilities::new())
         .ambient(oci_spec::runtime::Capabilities::new())
         .build()?)
+}
+
+/// The DNS files bind-mounted after the default mounts.
+fn network_mounts(mut mounts: Vec<Mount>, net: Option<&NetworkOptions>) -> Result<Vec<Mount>> {
+    for (src, dest) in net.map(|n| n.files.as_slice()).unwrap_or_default() {
+        mounts.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(dest))
+                .typ("bind")
+                .source(src.clone())
+                .options(vec!["rbind".to_string(), "rprivate".to_string()])
+                .build()?,
+        );
+    }
+    Ok(mounts)
 }
 
 /// Docker's default mounts: the kernel filesystems every container gets.
@@ -371,17 +395,24 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
         resources = resources.pids(LinuxPidsBuilder::default().limit(limit).build()?);
     }
 
-    let namespaces = [
+    let mut namespaces = [
         LinuxNamespaceType::Mount,
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Cgroup,
-        LinuxNamespaceType::Network,
     ]
     .into_iter()
     .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
     .collect::<std::result::Result<Vec<_>, _>>()?;
+    // The network namespace: new and empty, the host's (none listed), or
+    // one the engine prepared (a bridged container's) or shares.
+    let net_ns = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network);
+    match o.network.as_ref().map(|n| &n.namespace) {
+        None | Some(crate::net::Namespace::New) => namespaces.push(net_ns.build()?),
+        Some(crate::net::Namespace::Host) => {}
+        Some(crate::net::Namespace::Path(p)) => namespaces.push(net_ns.path(p.clone()).build()?),
+    }
 
     let parent = o.cgroup_parent.trim_end_matches('/');
     let cgroups_path = if parent.is_empty() {
@@ -460,7 +491,7 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
         .root(root)
         .process(process)
         .hostname(hostname)
-        .mounts(default_mounts()?)
+        .mounts(network_mounts(default_mounts()?, o.network.as_ref())?)
         .linux(linux)
         .annotations(annotations)
         .build()?)

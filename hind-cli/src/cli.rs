@@ -120,6 +120,14 @@ pub enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// List a container's published ports.
+    Port(PortArgs),
+    /// Release a removed container's network (run by the shim for --rm).
+    #[command(hide = true)]
+    NetRelease(NetReleaseArgs),
     /// Store credentials for a registry.
     Login(LoginArgs),
     /// Forget the credentials for a registry.
@@ -473,6 +481,33 @@ pub struct RunArgs {
     /// Container host name (default: the first 12 digits of the id).
     #[arg(long, short = 'h')]
     pub hostname: Option<String>,
+    /// Network: bridge, none, host, container:ID or a network's name.
+    #[arg(long, alias = "net", env = "HIND_NETWORK", default_value = "bridge")]
+    pub network: String,
+    /// Publish a port: [HOST_IP:][HOST_PORT:]PORT[/tcp|udp].
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port to a random host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port (for -P): PORT[/PROTO].
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// The container's IPv4 address in its network.
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// DNS server (replaces the host's).
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// DNS search domain.
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// resolv.conf option.
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPT")]
+    pub dns_option: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
     /// Memory limit (e.g. 64m, 1g).
     #[arg(short = 'm', long, value_parser = units::parse_memory, value_name = "BYTES")]
     pub memory: Option<i64>,
@@ -546,4 +581,67 @@ pub struct RunArgs {
     /// Command and arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// List networks.
+    Ls(NetworkLsArgs),
+    /// Create a bridge network.
+    Create(NetworkCreateArgs),
+    /// Remove networks.
+    Rm(NetworkRmArgs),
+    /// Show networks as JSON.
+    Inspect(NetworkRmArgs),
+    /// Remove every network no container uses, and stale leases.
+    Prune(NetworkPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Print ids only.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not shorten ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// `json` or a template such as `{{.Name}}`.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Driver (only `bridge`).
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR form (default: a free /16).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkPruneArgs {
+    /// Do not ask (hind never asks; accepted for Docker compatibility).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    pub container: String,
+    /// Only this port: PORT[/PROTO].
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetReleaseArgs {
+    pub id: String,
 }

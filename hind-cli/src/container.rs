@@ -129,6 +129,8 @@ pub struct NewContainer<'a> {
     pub open_stdin: bool,
     pub restart: record::RestartPolicy,
     pub log: record::LogOptions,
+    /// The network settings; resources are allocated after `create`.
+    pub network: Option<record::NetworkRecord>,
 }
 
 pub struct Created {
@@ -188,6 +190,7 @@ pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow
             restart_count: 0,
             log: n.log,
             stop_signal: n.stop_signal,
+            network: n.network,
         }
         .save(&dir)?;
         Ok(())

@@ -60,7 +60,8 @@ pub fn summary(c: &Container, no_trunc: bool) -> Value {
         "Status": status_text(c),
         "State": r.status.as_str(),
         "Names": r.name,
-        "Ports": "",
+        "Ports": r.network.as_ref().map(crate::net::format_ports).unwrap_or_default(),
+        "Networks": r.network.as_ref().map(|n| n.network.clone().unwrap_or_else(|| n.mode.clone())).unwrap_or_default(),
     })
 }
 
@@ -123,10 +124,21 @@ pub fn document(c: &Container) -> Value {
             "CpuPeriod": cpu.as_ref().and_then(|c| c.period()).unwrap_or(0),
             "CpusetCpus": cpu.as_ref().and_then(|c| c.cpus().clone()).unwrap_or_default(),
             "PidsLimit": pids,
+            "NetworkMode": r.network.as_ref().map(|n| n.mode.clone()).unwrap_or_else(|| "none".into()),
+            "PortBindings": port_map(r),
+            "Dns": r.network.as_ref().map(|n| n.dns.clone()).unwrap_or_default(),
+            "DnsSearch": r.network.as_ref().map(|n| n.dns_search.clone()).unwrap_or_default(),
+            "DnsOptions": r.network.as_ref().map(|n| n.dns_options.clone()).unwrap_or_default(),
+            "ExtraHosts": r.network.as_ref().map(|n| n.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>()).unwrap_or_default(),
             "CgroupParent": linux.as_ref().and_then(|l| l.cgroups_path().clone())
                 .and_then(|p| p.parent().map(|p| p.display().to_string())).unwrap_or_default(),
         },
+        "NetworkSettings": network_settings(c),
+        "HostnamePath": c.dir.join(crate::net::files::HOSTNAME),
+        "HostsPath": c.dir.join(crate::net::files::HOSTS),
+        "ResolvConfPath": c.dir.join(crate::net::files::RESOLV_CONF),
         "Config": {
+            "ExposedPorts": r.network.as_ref().map(|n| n.ports.iter().map(|m| (crate::net::ports::key(m), json!({}))).collect::<serde_json::Map<_, _>>()).unwrap_or_default(),
             "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()).unwrap_or_default(),
             "User": user,
             "Env": process.as_ref().and_then(|p| p.env().clone()).unwrap_or_default(),
@@ -136,5 +148,68 @@ pub fn document(c: &Container) -> Value {
             "Tty": r.tty,
             "OpenStdin": r.open_stdin,
         },
+    })
+}
+
+/// Docker's `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`.
+fn port_map(r: &protocol::record::Record) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in r.network.iter().flat_map(|n| &n.ports) {
+        let e = m
+            .entry(crate::net::ports::key(p))
+            .or_insert_with(|| json!([]));
+        if let Some(a) = e.as_array_mut() {
+            a.push(json!({
+                "HostIp": p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).to_string(),
+                "HostPort": p.host_port.to_string(),
+            }));
+        }
+    }
+    Value::Object(m)
+}
+
+/// `NetworkSettings`: the address, gateway, ports, and per network.
+fn network_settings(c: &Container) -> Value {
+    let r = &c.record;
+    let n = r.network.clone().unwrap_or_default();
+    let ip = n.ip.map(|i| i.to_string()).unwrap_or_default();
+    let gw = n.gateway.map(|i| i.to_string()).unwrap_or_default();
+    let mut networks = serde_json::Map::new();
+    let name = n.network.clone().unwrap_or_else(|| n.mode.clone());
+    if !name.is_empty() && !name.starts_with("container:") {
+        let id = n
+            .network
+            .as_deref()
+            .and_then(|net| {
+                crate::net::store::find(
+                    &protocol::paths::Layout::new(
+                        c.dir.parent().and_then(|p| p.parent()).unwrap_or(&c.dir),
+                    ),
+                    net,
+                )
+                .ok()
+                .flatten()
+            })
+            .map(|x| x.id)
+            .unwrap_or_default();
+        networks.insert(
+            name,
+            json!({
+                "NetworkID": id,
+                "EndpointID": "",
+                "IPAddress": ip,
+                "IPPrefixLen": n.prefix_len,
+                "Gateway": gw,
+                "Aliases": [r.name, &c.id[..12]],
+            }),
+        );
+    }
+    json!({
+        "SandboxKey": if n.network.is_some() { c.dir.parent().and_then(|p| p.parent()).map(|root| protocol::paths::Layout::new(root).netns(&c.id).display().to_string()).unwrap_or_default() } else { String::new() },
+        "IPAddress": ip,
+        "IPPrefixLen": n.prefix_len,
+        "Gateway": gw,
+        "Ports": port_map(r),
+        "Networks": networks,
     })
 }

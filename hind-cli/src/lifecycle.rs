@@ -226,6 +226,10 @@ fn start_one(
     if c.running() {
         return Ok(None);
     }
+    // The namespace, address and ports stay while the container is
+    // stopped; after a reboot this rebuilds them.
+    crate::net::attach(layout, &c.id)
+        .with_context(|| format!("start container {}", c.record.name))?;
     let mut sock = shim::spawn(layout, &c.id)?;
     match attach::wait_started(&mut sock) {
         Ok(_) => Ok(Some(sock)),
@@ -347,6 +351,15 @@ pub fn rm(layout: &Layout, a: RmArgs) -> anyhow::Result<i32> {
                     c.record.name
                 );
             }
+        }
+        // A failure here is reported but does not keep the container: its
+        // lease then looks stale and the next network change reclaims it.
+        if let Err(e) = crate::net::release(layout, &c.id) {
+            eprintln!(
+                "hind: container {}: release its network: {:#}",
+                c.record.name,
+                anyhow::Error::from(e)
+            );
         }
         record::remove_files(layout, &c.id, &c.record.name)
             .with_context(|| format!("remove container {}", c.record.name))?;

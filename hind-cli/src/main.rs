@@ -14,6 +14,7 @@ mod image;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod net;
 mod run;
 mod seccomp;
 mod shim;
@@ -97,6 +98,9 @@ fn main() {
             cli::Command::Commit(a) => image::archive::commit(&layout, a),
             cli::Command::Export(a) => image::archive::export(&layout, a),
             cli::Command::Cp(a) => cp::cp(&layout, a),
+            cli::Command::Network(c) => net::commands::network(&layout, c),
+            cli::Command::Port(a) => net::commands::port(&layout, a),
+            cli::Command::NetRelease(a) => net::commands::net_release(&layout, a),
             cli::Command::Login(a) => image::registry::login(&layout, a),
             cli::Command::Logout(a) => image::registry::logout(&layout, a),
         }

@@ -12,6 +12,7 @@ use crate::bundle;
 use crate::cli::RunArgs;
 use crate::container::{self, NewContainer};
 use crate::image;
+use crate::net;
 use crate::shim;
 
 pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
@@ -52,12 +53,32 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         None => None,
     };
     let id = container::new_id()?;
+    let net = net::plan(
+        layout,
+        &id,
+        &net::Flags {
+            network: &a.network,
+            publish: &a.publish,
+            publish_all: a.publish_all,
+            expose: &a.expose,
+            ip: a.ip.as_deref(),
+            dns: &a.dns,
+            dns_search: &a.dns_search,
+            dns_option: &a.dns_option,
+            add_host: &a.add_host,
+            hostname: a.hostname.as_deref(),
+        },
+        image
+            .config()
+            .map(|c| c.exposed_ports.as_slice())
+            .unwrap_or_default(),
+    )?;
     let opts = bundle::Options {
         command: command.clone(),
         env: a.env.clone(),
         workdir: a.workdir.clone(),
         user: a.user.clone(),
-        hostname: a.hostname.clone(),
+        hostname: Some(net.record.hostname.clone()),
         tty: a.tty,
         console_size: if a.tty { attach::window_size() } else { None },
         memory: a.memory,
@@ -75,6 +96,10 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         devices: a.device.clone(),
         group_add: a.group_add.clone(),
         security: crate::seccomp::SecurityOpts::from_flags(&a.security_opt),
+        network: Some(bundle::NetworkOptions {
+            namespace: net.namespace.clone(),
+            files: net.mounts(),
+        }),
     };
     // Built (and so validated) before a name is claimed or a dir made.
     let spec = bundle::build(&id, &layout.container(&id), &image, &opts)?;
@@ -92,15 +117,18 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
             open_stdin: a.interactive,
             restart: a.restart,
             log: a.log_options(),
+            network: Some(net.record.clone()),
         },
         &id,
         &spec,
     )?;
 
     let forget = |e: anyhow::Error| -> anyhow::Error {
+        let _ = net::release(layout, &created.id);
         let _ = record::remove_files(layout, &created.id, &created.name);
         e
     };
+    net::attach(layout, &created.id).map_err(|e| forget(e.into()))?;
     let mut sock = shim::spawn(layout, &created.id).map_err(|e| forget(e.into()))?;
     if let Err(e) = attach::wait_started(&mut sock) {
         // The shim undid what it had made; the rest is ours to undo.

@@ -25,6 +25,10 @@ use crate::spec::Bundle;
 pub enum Error {
     #[error("create the init socket pair")]
     SocketPair(#[source] io::Error),
+    #[error("open namespace {0}")]
+    OpenNamespace(PathBuf, #[source] io::Error),
+    #[error("namespace {0} is not a {1} namespace")]
+    NotNamespace(PathBuf, &'static str),
     #[error("clone the container init into new namespaces")]
     Clone(#[source] io::Error),
     #[error(transparent)]
@@ -112,8 +116,22 @@ pub struct Created {
 struct ExecArgs {
     /// The sealed copy of hind-init to execute (see [`memfd`]).
     exe: RawFd,
+    /// Namespaces to join with setns(2) (fd, type) before anything else.
+    join: Vec<(RawFd, libc::c_int)>,
     argv: [*const libc::c_char; 2],
     envp: [*const libc::c_char; 1],
+}
+
+/// `_IO(0xb7, 0x3)` from linux/nsfs.h.
+const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
+
+fn ns_name(flag: CloneFlags) -> &'static str {
+    match flag {
+        CloneFlags::CLONE_NEWNET => "network",
+        CloneFlags::CLONE_NEWIPC => "ipc",
+        CloneFlags::CLONE_NEWUTS => "uts",
+        _ => "requested",
+    }
 }
 
 /// Where the child keeps the sealed hind-init while it execs it: the first
@@ -138,15 +156,37 @@ pub fn create(bundle: &Bundle, cgroup: &Cgroup, stdio: ChildStdio, init: &Path) 
     // A fresh copy per container: init is the container's process until
     // it execs the user's command (runc CVE-2019-5736).
     let exe = SealedExe::copy_of(init)?;
+    // Opened here, not in the child: the child may only make
+    // async-signal-safe calls, and an error here has a path to report.
+    let join_fds = bundle
+        .join
+        .iter()
+        .map(|(flag, path)| {
+            let f = std::fs::File::open(path).map_err(|e| Error::OpenNamespace(path.clone(), e))?;
+            // NS_GET_NSTYPE (ioctl_ns(2)): checked here so that a wrong
+            // path is reported by name instead of failing in the child.
+            // SAFETY: an ioctl without arguments on an fd we own.
+            let kind = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE) };
+            if kind != flag.bits() {
+                return Err(Error::NotNamespace(path.clone(), ns_name(*flag)));
+            }
+            Ok((OwnedFd::from(f), flag.bits()))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let name = c"hind-init";
     let exec = ExecArgs {
         argv: [name.as_ptr(), std::ptr::null()],
         envp: [std::ptr::null()],
         exe: exe.as_raw_fd(),
+        join: join_fds
+            .iter()
+            .map(|(fd, t)| (fd.as_raw_fd(), *t))
+            .collect(),
     };
     let pid = clone_init(bundle.clone_flags, &stdio, child_sock.as_raw_fd(), &exec)?;
     // The child has its own fd for it; the pages go when it stops executing it.
     drop(exe);
+    drop(join_fds);
     drop(child_sock);
     drop(stdio);
 
@@ -238,6 +278,7 @@ pub fn exec(cfg: &ExecConfig, stdio: ChildStdio, init: &Path) -> Result<(Pid, Op
         argv: [name.as_ptr(), std::ptr::null()],
         envp: [std::ptr::null()],
         exe: exe.as_raw_fd(),
+        join: Vec::new(),
     };
     let helper = clone_init(CloneFlags::empty(), &stdio, child_sock.as_raw_fd(), &args)?;
     drop(exe);
@@ -324,6 +365,14 @@ fn clone_init(flags: CloneFlags, stdio: &ChildStdio, sock: RawFd, exec: &ExecArg
     // sources above them, then dup2 into place.
     // SAFETY: only async-signal-safe calls on fds this process owns.
     unsafe {
+        // Join the given namespaces first, while their fds are still open
+        // (the shuffle below may overwrite low fds). A namespace that
+        // cannot be joined must not silently become the host's.
+        for (fd, nstype) in &exec.join {
+            if libc::setns(*fd, *nstype) < 0 {
+                libc::_exit(EXIT_ENGINE);
+            }
+        }
         let mut hi = [0; 5];
         for (i, fd) in raw.iter().chain([&sock, &exec.exe]).enumerate() {
             hi[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);

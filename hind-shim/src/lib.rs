@@ -308,7 +308,11 @@ fn exec_config(
             ambient: Vec::new(),
         });
     }
-    let flags = bundle.clone_flags;
+    // Namespaces joined by path are the container's as much as new ones.
+    let flags = bundle
+        .join
+        .iter()
+        .fold(bundle.clone_flags, |acc, (f, _)| acc | *f);
     let mut namespaces = Vec::new();
     for (f, name) in [
         (CloneFlags::CLONE_NEWIPC, "ipc"),
@@ -503,6 +507,9 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
     }
     let finished = protocol::time::now();
     if rec.auto_remove {
+        if rec.network.as_ref().is_some_and(|n| n.owns_resources()) {
+            release_network(layout, id);
+        }
         if let Err(e) = record::remove_files(layout, id, &rec.name) {
             log::error!("container {id}: {e}");
         }
@@ -522,6 +529,30 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         oom_killed,
     });
     Ok(())
+}
+
+/// Releases an `--rm` container's network (lease, veth, namespace,
+/// published ports) through `hind net-release`: that is the engine's
+/// business, and keeping netlink and nftables out of the shim keeps the
+/// long-lived process small.
+fn release_network(layout: &Layout, id: &str) {
+    let hind = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("hind")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("hind"));
+    let status = std::process::Command::new(&hind)
+        .arg("--root")
+        .arg(&layout.root)
+        .arg("net-release")
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => log::error!("container {id}: {} net-release: {s}", hind.display()),
+        Err(e) => log::error!("container {id}: run {}: {e}", hind.display()),
+    }
 }
 
 /// Gives back what start-up needed and the long life does not: freed heap

@@ -21,7 +21,7 @@ pub enum Error {
     Load(PathBuf, #[source] oci_spec::OciSpecError),
     #[error("config.json: {0} is missing")]
     Missing(&'static str),
-    #[error("config.json: namespace {0} with a path is not supported yet")]
+    #[error("config.json: joining a {0} namespace by path is not supported yet")]
     JoinNamespace(String),
     #[error("config.json: annotation {0} is required with {1}")]
     OverlayIncomplete(&'static str, &'static str),
@@ -37,6 +37,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct Bundle {
     pub init: InitConfig,
     pub clone_flags: CloneFlags,
+    /// Existing namespaces to join instead of making new ones (a path in
+    /// the spec: `--network container:ID`, or a netns the engine set up).
+    pub join: Vec<(CloneFlags, PathBuf)>,
     pub cgroups_path: PathBuf,
     pub resources: LinuxResources,
     /// The container's `--group-add` gids (annotation `run.hind.group-add`),
@@ -144,11 +147,27 @@ pub fn from_spec(
     };
 
     let mut clone_flags = CloneFlags::empty();
+    let mut join = Vec::new();
     for ns in linux.namespaces().iter().flatten() {
-        if ns.path().is_some() {
-            return Err(Error::JoinNamespace(ns.typ().to_string()));
+        let flag = CloneFlags::from_bits_truncate(ns.typ() as i32);
+        match ns.path() {
+            // Joined by the child right after clone (setns(2)). The pid
+            // namespace would have to be joined before clone and the mount
+            // namespace would replace the rootfs set-up, so those two wait
+            // for the runc-compatible CLI that needs them.
+            Some(path)
+                if [
+                    CloneFlags::CLONE_NEWNET,
+                    CloneFlags::CLONE_NEWIPC,
+                    CloneFlags::CLONE_NEWUTS,
+                ]
+                .contains(&flag) =>
+            {
+                join.push((flag, path.clone()))
+            }
+            Some(_) => return Err(Error::JoinNamespace(ns.typ().to_string())),
+            None => clone_flags |= flag,
         }
-        clone_flags |= CloneFlags::from_bits_truncate(ns.typ() as i32);
     }
 
     let mut mounts = Vec::new();
@@ -256,6 +275,7 @@ pub fn from_spec(
     Ok(Bundle {
         init,
         clone_flags,
+        join,
         cgroups_path: linux
             .cgroups_path()
             .clone()

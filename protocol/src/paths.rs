@@ -65,6 +65,19 @@ impl Layout {
         self.root.join("tmp")
     }
 
+    /// Networks: one `<name>.json` each (subnet, bridge, leases), changed
+    /// under `networks/lock`.
+    pub fn networks(&self) -> PathBuf {
+        self.root.join("networks")
+    }
+
+    /// The container's network namespace, bind-mounted on a file (as
+    /// `ip netns` does under /run/netns). In the run dir because a network
+    /// namespace, like /run, does not survive a reboot.
+    pub fn netns(&self, id: &str) -> PathBuf {
+        self.run.join("netns").join(id)
+    }
+
     /// The shim's control socket. Its path can exceed `sun_path` (108 bytes)
     /// under a long root, so peers reach it through `/proc/self/fd/N/NAME`
     /// with `N` an open fd of the run dir; see [`socket_name`].

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::os::unix::fs::OpenOptionsExt;
 
 use std::path::{Path, PathBuf};
@@ -121,6 +122,62 @@ pub struct Record {
     /// Signal `hind stop` sends first (SIGTERM unless the image says).
     #[serde(default)]
     pub stop_signal: Option<i32>,
+    /// How the container is networked; `None` for records made before
+    /// networking existed (they have a private netns with only `lo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkRecord>,
+}
+
+/// A container's network settings and what `run` allocated for them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct NetworkRecord {
+    /// As given to `--network`: `bridge`, `none`, `host`, `container:<id>`
+    /// or a user network's name.
+    pub mode: String,
+    /// The network the container is attached to, for bridge networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub prefix_len: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    /// The host end of the veth pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub veth: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP`, in order.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    pub hostname: String,
+}
+
+impl NetworkRecord {
+    /// Whether the container has resources of its own to release on
+    /// removal: a network namespace, a lease, published ports.
+    pub fn owns_resources(&self) -> bool {
+        self.network.is_some()
+    }
+}
+
+/// One published port: `-p [HOST_IP:]HOST_PORT:PORT/PROTO`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortMapping {
+    /// `None`: every address of the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub proto: String,
 }
 
 impl Record {
@@ -286,6 +343,7 @@ mod tests {
             restart_count: 0,
             log: LogOptions::default(),
             stop_signal: None,
+            network: None,
         }
     }
 

@@ -6,6 +6,11 @@
 //!
 //! On the way out ([`TestEnv::finish`], or drop) it checks that the test left
 //! nothing behind and then removes everything anyway.
+//!
+//! Networking: a plain env runs `hind` with `HIND_NETWORK=none`, so no test
+//! makes bridges or firewall rules in the machine's network namespace. An
+//! env from [`TestEnv::new_netns`] runs every `hind` inside a private
+//! [`NetNs`] instead and leaves the engine's default (bridge) in force.
 
 use std::cell::Cell;
 use std::fs;
@@ -15,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::netns::NetNs;
 use crate::process::{self, Output, PtyRunning, Running};
 use crate::{cgroup, clean};
 
@@ -35,6 +41,8 @@ pub struct TestEnv {
     cgroup_parent: String,
     keep_containers: Cell<bool>,
     done: bool,
+    /// The private network namespace every `hind` runs in, if any.
+    netns: Option<NetNs>,
 }
 
 impl TestEnv {
@@ -62,6 +70,44 @@ impl TestEnv {
             cgroup_parent: format!("/hind-e2e-{pid}-{n}"),
             keep_containers: Cell::new(false),
             done: false,
+            netns: None,
+        }
+    }
+
+    /// [`TestEnv::new`] whose `hind` commands all run in a fresh private
+    /// network namespace (with `lo` up) and use the default network mode.
+    pub fn new_netns(name: &str) -> TestEnv {
+        let mut env = TestEnv::new(name);
+        env.netns = Some(NetNs::new());
+        env
+    }
+
+    /// The env's private network namespace ([`TestEnv::new_netns`]).
+    pub fn netns(&self) -> Option<&NetNs> {
+        self.netns.as_ref()
+    }
+
+    /// For a [`TestEnv::new_netns`] env: veth links and published ports
+    /// left in its namespace. Call after the test's containers are gone.
+    #[track_caller]
+    pub fn netns_leaks(&self) -> Vec<String> {
+        self.netns
+            .as_ref()
+            .expect("netns_leaks needs a TestEnv::new_netns env")
+            .leaks()
+    }
+
+    /// Runs `c` in the env's namespace with the default network mode, or
+    /// sets `HIND_NETWORK=none` when the env has no namespace of its own.
+    fn network(&self, c: &mut Command) {
+        match &self.netns {
+            Some(ns) => {
+                ns.enter_on_spawn(c);
+                c.env_remove("HIND_NETWORK");
+            }
+            None => {
+                c.env("HIND_NETWORK", "none");
+            }
         }
     }
 
@@ -86,13 +132,15 @@ impl TestEnv {
         self.keep_containers.set(true);
     }
 
-    /// `hind --root ROOT` with `HIND_CGROUP_PARENT` set; add args and run.
+    /// `hind --root ROOT` with `HIND_CGROUP_PARENT` set (and the network
+    /// setup of the env, see the module doc); add args and run.
     pub fn hind(&self) -> Command {
         let mut c = Command::new(crate::hind_bin());
         c.arg("--root")
             .arg(&self.root)
             .env("HIND_CGROUP_PARENT", &self.cgroup_parent)
             .env_remove("HIND_ROOT");
+        self.network(&mut c);
         c
     }
 
@@ -102,6 +150,7 @@ impl TestEnv {
         let mut c = Command::new(crate::hind_bin());
         c.env("HIND_ROOT", &self.root)
             .env("HIND_CGROUP_PARENT", &self.cgroup_parent);
+        self.network(&mut c);
         c
     }
 

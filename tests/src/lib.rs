@@ -13,6 +13,7 @@ pub mod clean;
 pub mod detach;
 pub mod env;
 pub mod image;
+pub mod netns;
 pub mod oci;
 pub mod process;
 pub mod registry;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 
 pub use env::{TestEnv, HOLD};
 pub use image::{bb, busybox_image, make_tar, snapshot};
+pub use netns::NetNs;
 pub use process::{Output, PtyRunning, Running};
 
 /// Where every test keeps its files; one subdirectory per test.

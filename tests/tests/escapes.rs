@@ -79,6 +79,8 @@ impl Bins {
         c.arg("--root")
             .arg(env.root())
             .env("HIND_CGROUP_PARENT", env.cgroup_parent())
+            // As TestEnv::hind: no bridge in the host's network namespace.
+            .env("HIND_NETWORK", "none")
             .env_remove("HIND_ROOT")
             .args(args);
         c
