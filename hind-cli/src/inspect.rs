@@ -174,6 +174,7 @@ fn network_settings(c: &Container) -> Value {
     let n = r.network.clone().unwrap_or_default();
     let ip = n.ip.map(|i| i.to_string()).unwrap_or_default();
     let gw = n.gateway.map(|i| i.to_string()).unwrap_or_default();
+    let mac = n.ip.map(crate::net::mac_string).unwrap_or_default();
     let mut networks = serde_json::Map::new();
     let name = n.network.clone().unwrap_or_else(|| n.mode.clone());
     if !name.is_empty() && !name.starts_with("container:") {
@@ -200,6 +201,7 @@ fn network_settings(c: &Container) -> Value {
                 "IPAddress": ip,
                 "IPPrefixLen": n.prefix_len,
                 "Gateway": gw,
+                "MacAddress": mac,
                 "Aliases": [r.name, &c.id[..12]],
             }),
         );
@@ -209,6 +211,7 @@ fn network_settings(c: &Container) -> Value {
         "IPAddress": ip,
         "IPPrefixLen": n.prefix_len,
         "Gateway": gw,
+        "MacAddress": mac,
         "Ports": port_map(r),
         "Networks": networks,
     })

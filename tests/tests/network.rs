@@ -431,6 +431,18 @@ fn default_bridge_gives_an_address_a_route_and_a_veth() {
     let addrs = cns.ip(&["-o", "-4", "addr"]);
     assert_eq!(inet_of(&addrs, "eth0"), Some((ip.clone(), len)), "{addrs}");
     assert_eq!(cns.links(), ["lo", "eth0"]);
+    // The MAC follows the address (02:42 + its bytes, as Docker), so a
+    // reused address keeps neighbours' ARP caches right.
+    let mac: String = std::iter::once("02:42".to_string())
+        .chain(
+            ip.split('.')
+                .map(|o| format!("{:02x}", o.parse::<u8>().unwrap_or(0))),
+        )
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(doc["NetworkSettings"]["MacAddress"], mac, "{doc:#}");
+    let link = cns.ip(&["-o", "link", "show", "eth0"]);
+    assert!(link.contains(&format!("link/ether {mac} ")), "{link}");
     let routes = cns.ip(&["route"]);
     drop(cns);
     assert!(

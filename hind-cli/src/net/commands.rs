@@ -176,7 +176,7 @@ fn document(layout: &Layout, n: &Network) -> Value {
         .map(|(ip, l)| {
             (
                 l.container.clone(),
-                json!({"Name": l.name, "IPv4Address": format!("{ip}/{}", n.subnet.prefix), "MacAddress": "", "IPv6Address": ""}),
+                json!({"Name": l.name, "IPv4Address": format!("{ip}/{}", n.subnet.prefix), "MacAddress": super::mac_string(*ip), "IPv6Address": ""}),
             )
         })
         .collect();

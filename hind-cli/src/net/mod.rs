@@ -287,6 +287,24 @@ fn check_ip(net: &Network, ip: Ipv4Addr) -> Result<()> {
     Ok(())
 }
 
+/// The container's MAC address, made from its IPv4 address as Docker does
+/// (02:42 and the four address bytes: locally administered, unicast). An
+/// address handed out again comes with the same MAC, so the host's and
+/// other containers' ARP caches stay right across container generations.
+pub fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// [`mac_of`] as `02:42:0a:58:00:02`.
+pub fn mac_string(ip: Ipv4Addr) -> String {
+    mac_of(ip)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// How long a new link may take to come up before start fails.
 const LINK_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -371,7 +389,7 @@ pub fn attach(layout: &Layout, id: &str) -> Result<()> {
     }
     if nl.link_index(&veth)?.is_none() {
         let ns = netns::open(&ns_path)?;
-        nl.create_veth(&veth, "eth0", ns.as_fd())?;
+        nl.create_veth(&veth, "eth0", ns.as_fd(), Some(mac_of(ip)))?;
         nl.set_master(&veth, &net.bridge)?;
         nl.set_up(&veth)?;
         // The container's side, from a socket made inside its namespace.

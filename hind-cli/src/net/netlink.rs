@@ -202,12 +202,14 @@ impl Netlink {
 
     /// Creates veth pair `host` (in the socket's namespace) and `peer`,
     /// created directly inside `peer_netns` under its final name, so there is
-    /// no rename step and no moment where `peer` exists on the host.
+    /// no rename step and no moment where `peer` exists on the host. The
+    /// peer gets `peer_mac` if given, a random address otherwise.
     pub fn create_veth(
         &mut self,
         host: &str,
         peer: &str,
         peer_netns: BorrowedFd<'_>,
+        peer_mac: Option<[u8; 6]>,
     ) -> Result<()> {
         check_name(host)?;
         check_name(peer)?;
@@ -224,6 +226,9 @@ impl Netlink {
                     r.raw(&ifinfomsg(0, 0));
                     r.str(libc::IFLA_IFNAME, peer);
                     r.u32(libc::IFLA_NET_NS_FD, peer_netns.as_raw_fd() as u32);
+                    if let Some(mac) = &peer_mac {
+                        r.attr(libc::IFLA_ADDRESS, mac);
+                    }
                 });
             });
         });
@@ -620,7 +625,8 @@ mod tests {
         host.create_bridge("hindt0").unwrap();
         let again = host.create_bridge("hindt0");
         assert!(matches!(again, Err(Error::Exists(n)) if n == "hindt0"));
-        host.create_veth("vetht0", "eth0", ns.as_fd()).unwrap();
+        host.create_veth("vetht0", "eth0", ns.as_fd(), None)
+            .unwrap();
         host.set_master("vetht0", "hindt0").unwrap();
         host.set_up("vetht0").unwrap();
         host.set_up("hindt0").unwrap();
