@@ -19,6 +19,10 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 . benches/common.sh
+# The figures compare with runc's, which gets no network either; and a
+# bench never touches the machine's own bridges or firewall
+# (benches/network.sh measures the bridge).
+export HIND_NETWORK=none
 bench_install busybox-static
 
 echo "==> cargo build --release"
