@@ -34,3 +34,65 @@ bench_rootfs() {
         >"$rootfs/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
 }
+
+# bench_ms SECONDS: as milliseconds with two decimals.
+bench_ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
+
+# bench_latency WORK RUNS: times each command of the caller's array cmds
+# (named by names) RUNS times after 3 warm-ups: with hyperfine unless it is
+# missing or HIND_BENCH_LOOP is set, else in a shell loop timed with
+# `date +%s%N`. Sets results to "NAME MEAN_MS MEDIAN_MS" per command, in
+# order, and bench_how to the method.
+bench_latency() {
+    local work=$1 runs=$2 i r t0 t1 samples line args=()
+    results=()
+    if command -v hyperfine >/dev/null && [[ -z ${HIND_BENCH_LOOP:-} ]]; then
+        for i in "${!cmds[@]}"; do
+            args+=(--command-name "${names[$i]}" "${cmds[$i]}")
+        done
+        hyperfine -N --warmup 3 --runs "$runs" \
+            --export-json "$work/hyperfine.json" "${args[@]}"
+        # One result object per command, in order: pull mean and median (s).
+        local means medians
+        mapfile -t means < <(grep -o '"mean": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
+        mapfile -t medians < <(grep -o '"median": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
+        for i in "${!cmds[@]}"; do
+            results+=("${names[$i]} $(bench_ms "${means[$i]}") $(bench_ms "${medians[$i]}")")
+        done
+        bench_how=hyperfine
+        return
+    fi
+    for i in "${!cmds[@]}"; do
+        samples=$work/samples-$i
+        : >"$samples"
+        for _ in 1 2 3; do ${cmds[$i]} </dev/null >/dev/null; done
+        for ((r = 0; r < runs; r++)); do
+            t0=$(date +%s%N)
+            ${cmds[$i]} </dev/null >/dev/null
+            t1=$(date +%s%N)
+            echo $((t1 - t0)) >>"$samples"
+        done
+        line=$(sort -n "$samples" | awk '
+            { v[NR] = $1; sum += $1 }
+            END {
+                med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                printf "%.2f %.2f", sum / NR / 1e6, med / 1e6
+            }')
+        results+=("${names[$i]} $line")
+    done
+    bench_how="shell loop"
+}
+
+# bench_remove_work WORK CG_PARENT: unmounts anything under WORK (so rm
+# never walks into another filesystem), removes it, and removes the
+# benchmark's cgroup parent from every hierarchy.
+bench_remove_work() {
+    local work=$1 cg_parent=$2 h
+    awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
+        sort -r | while read -r m; do umount -l "$m"; done
+    rm -rf --one-file-system "$work"
+    for h in /sys/fs/cgroup/*/"${cg_parent#/}" /sys/fs/cgroup/"${cg_parent#/}"; do
+        [[ -d $h ]] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+    return 0
+}

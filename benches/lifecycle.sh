@@ -131,14 +131,7 @@ cleanup() {
         [[ -n $pid ]] && echo "lifecycle: shim $pid still runs 10 s after rm -f; killing it" >&2 && kill -KILL "$pid"
     done < <(shims)
     quiesce 5
-    # Anything still mounted under the work dir is unmounted before removal,
-    # so rm never walks into another filesystem.
-    awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
-        sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf --one-file-system "$work"
-    for h in /sys/fs/cgroup/*/"${cg_parent#/}" /sys/fs/cgroup/"${cg_parent#/}"; do
-        [[ -d $h ]] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
+    bench_remove_work "$work" "$cg_parent"
 
     # Check that nothing is left.
     local left=()

@@ -41,14 +41,7 @@ cleanup() {
     if command -v runc >/dev/null; then
         runc --root "$runc_root" delete --force "$runc_id" >/dev/null 2>&1
     fi
-    # Anything still mounted under the work dir is unmounted before removal,
-    # so rm never walks into another filesystem.
-    awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
-        sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf --one-file-system "$work"
-    for h in /sys/fs/cgroup/*/"${cg_parent#/}" /sys/fs/cgroup/"${cg_parent#/}"; do
-        [[ -d $h ]] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
+    bench_remove_work "$work" "$cg_parent"
 }
 trap cleanup EXIT
 
@@ -76,42 +69,7 @@ for c in "${cmds[@]}"; do
     $c </dev/null >/dev/null
 done
 
-ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
-
-results=()
-if command -v hyperfine >/dev/null && [[ -z ${HIND_BENCH_LOOP:-} ]]; then
-    args=()
-    for i in "${!cmds[@]}"; do
-        args+=(--command-name "${names[$i]}" "${cmds[$i]}")
-    done
-    hyperfine -N --warmup 3 --runs "$runs" \
-        --export-json "$work/hyperfine.json" "${args[@]}"
-    # One result object per command, in order: pull mean and median (s).
-    mapfile -t means < <(grep -o '"mean": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
-    mapfile -t medians < <(grep -o '"median": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
-    for i in "${!cmds[@]}"; do
-        results+=("${names[$i]} $(ms "${means[$i]}") $(ms "${medians[$i]}")")
-    done
-else
-    for i in "${!cmds[@]}"; do
-        samples=$work/samples-$i
-        : >"$samples"
-        for _ in 1 2 3; do ${cmds[$i]} </dev/null >/dev/null; done
-        for ((r = 0; r < runs; r++)); do
-            t0=$(date +%s%N)
-            ${cmds[$i]} </dev/null >/dev/null
-            t1=$(date +%s%N)
-            echo $(((t1 - t0))) >>"$samples"
-        done
-        line=$(sort -n "$samples" | awk '
-            { v[NR] = $1; sum += $1 }
-            END {
-                med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                printf "%.2f %.2f", sum / NR / 1e6, med / 1e6
-            }')
-        results+=("${names[$i]} $line")
-    done
-fi
+bench_latency "$work" "$runs"
 
 echo
 printf '%-6s %12s %12s   (%s runs, %s)\n' tool "mean ms" "median ms" "$runs" \

@@ -37,12 +37,7 @@ root=$work/root
 
 cleanup() {
     set +e
-    awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
-        sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf --one-file-system "$work"
-    for h in /sys/fs/cgroup/*/"${cg_parent#/}" /sys/fs/cgroup/"${cg_parent#/}"; do
-        [[ -d $h ]] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
+    bench_remove_work "$work" "$cg_parent"
 }
 trap cleanup EXIT
 

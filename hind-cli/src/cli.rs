@@ -171,21 +171,14 @@ pub struct PullArgs {
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// Print ids only.
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-    /// Do not shorten ids.
-    #[arg(long)]
-    pub no_trunc: bool,
+    #[command(flatten)]
+    pub list: ListArgs,
     /// Show all images (accepted for Docker compatibility).
     #[arg(short = 'a', long)]
     pub all: bool,
     /// Show digests.
     #[arg(long)]
     pub digests: bool,
-    /// `json` or a template such as `{{.Repository}}:{{.Tag}}`.
-    #[arg(long)]
-    pub format: Option<String>,
     /// Only images of this repository (NAME or NAME:TAG).
     pub reference: Option<String>,
 }
@@ -361,13 +354,20 @@ pub struct PsArgs {
     /// Show all containers, not only running ones.
     #[arg(short = 'a', long)]
     pub all: bool,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+/// The output flags every list command shares.
+#[derive(Debug, Args)]
+pub struct ListArgs {
     /// Print ids only.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Do not shorten ids and commands.
+    /// Do not shorten ids (nor, in ps, commands).
     #[arg(long)]
     pub no_trunc: bool,
-    /// `json` or a template such as `{{.ID}} {{.Status}}`.
+    /// `json` or a Go-style template such as `{{.ID}}`.
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -599,15 +599,8 @@ pub enum NetworkCommand {
 
 #[derive(Debug, Args)]
 pub struct NetworkLsArgs {
-    /// Print ids only.
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-    /// Do not shorten ids.
-    #[arg(long)]
-    pub no_trunc: bool,
-    /// `json` or a template such as `{{.Name}}`.
-    #[arg(long)]
-    pub format: Option<String>,
+    #[command(flatten)]
+    pub list: ListArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,8 @@ use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("write the output")]
+    Write(#[source] std::io::Error),
     #[error("template {0:?}: unclosed {{{{")]
     Unclosed(String),
     #[error("template {0:?}: cannot evaluate {1:?} (use .Field.Sub or json .Field)")]
@@ -31,6 +33,28 @@ fn plain(v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Prints `rows` as a list command's `--format` asks: `json` gives one
+/// object per line, anything else is a template rendered per row. Returns
+/// false, printing nothing, without `--format`: the caller prints its table.
+pub fn print_rows(
+    out: &mut impl std::io::Write,
+    format: Option<&str>,
+    rows: &[Value],
+) -> Result<bool, Error> {
+    let Some(format) = format else {
+        return Ok(false);
+    };
+    for r in rows {
+        let line = if format == "json" {
+            r.to_string()
+        } else {
+            render(format, r)?
+        };
+        writeln!(out, "{line}").map_err(Error::Write)?;
+    }
+    Ok(true)
 }
 
 /// Renders `tpl` against `doc`, Go-template style for the subset users

@@ -2,7 +2,7 @@
 //! Docker's field names where they exist, and the table/summary views.
 
 use oci_spec::runtime::Spec;
-use protocol::paths;
+use protocol::paths::{self, Layout};
 use protocol::record::{RestartPolicy, Status};
 use serde_json::{json, Value};
 
@@ -66,7 +66,7 @@ pub fn summary(c: &Container, no_trunc: bool) -> Value {
 }
 
 /// The full `inspect` document.
-pub fn document(c: &Container) -> Value {
+pub fn document(layout: &Layout, c: &Container) -> Value {
     let r = &c.record;
     let spec = Spec::load(c.dir.join(paths::CONFIG_JSON)).ok();
     let process = spec.as_ref().and_then(|s| s.process().clone());
@@ -133,10 +133,10 @@ pub fn document(c: &Container) -> Value {
             "CgroupParent": linux.as_ref().and_then(|l| l.cgroups_path().clone())
                 .and_then(|p| p.parent().map(|p| p.display().to_string())).unwrap_or_default(),
         },
-        "NetworkSettings": network_settings(c),
-        "HostnamePath": c.dir.join(crate::net::files::HOSTNAME),
-        "HostsPath": c.dir.join(crate::net::files::HOSTS),
-        "ResolvConfPath": c.dir.join(crate::net::files::RESOLV_CONF),
+        "NetworkSettings": network_settings(layout, c),
+        "HostnamePath": crate::net::files::path(&c.dir, crate::net::files::HOSTNAME),
+        "HostsPath": crate::net::files::path(&c.dir, crate::net::files::HOSTS),
+        "ResolvConfPath": crate::net::files::path(&c.dir, crate::net::files::RESOLV_CONF),
         "Config": {
             "ExposedPorts": r.network.as_ref().map(|n| n.ports.iter().map(|m| (crate::net::ports::key(m), json!({}))).collect::<serde_json::Map<_, _>>()).unwrap_or_default(),
             "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()).unwrap_or_default(),
@@ -169,7 +169,7 @@ fn port_map(r: &protocol::record::Record) -> Value {
 }
 
 /// `NetworkSettings`: the address, gateway, ports, and per network.
-fn network_settings(c: &Container) -> Value {
+fn network_settings(layout: &Layout, c: &Container) -> Value {
     let r = &c.record;
     let n = r.network.clone().unwrap_or_default();
     let ip = n.ip.map(|i| i.to_string()).unwrap_or_default();
@@ -181,16 +181,7 @@ fn network_settings(c: &Container) -> Value {
         let id = n
             .network
             .as_deref()
-            .and_then(|net| {
-                crate::net::store::find(
-                    &protocol::paths::Layout::new(
-                        c.dir.parent().and_then(|p| p.parent()).unwrap_or(&c.dir),
-                    ),
-                    net,
-                )
-                .ok()
-                .flatten()
-            })
+            .and_then(|net| crate::net::store::find(layout, net).ok().flatten())
             .map(|x| x.id)
             .unwrap_or_default();
         networks.insert(
@@ -207,7 +198,7 @@ fn network_settings(c: &Container) -> Value {
         );
     }
     json!({
-        "SandboxKey": if n.network.is_some() { c.dir.parent().and_then(|p| p.parent()).map(|root| protocol::paths::Layout::new(root).netns(&c.id).display().to_string()).unwrap_or_default() } else { String::new() },
+        "SandboxKey": if n.network.is_some() { layout.netns(&c.id).display().to_string() } else { String::new() },
         "IPAddress": ip,
         "IPPrefixLen": n.prefix_len,
         "Gateway": gw,

@@ -60,56 +60,48 @@ pub fn ps(layout: &Layout, a: PsArgs) -> anyhow::Result<i32> {
     let all = store::list(layout);
     let shown: Vec<&Container> = all.iter().filter(|c| a.all || c.running()).collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if a.quiet {
+    if a.list.quiet {
         for c in shown {
-            let id = if a.no_trunc { &c.id[..] } else { &c.id[..12] };
+            let id = if a.list.no_trunc {
+                &c.id[..]
+            } else {
+                &c.id[..12]
+            };
             writeln!(out, "{id}")?;
         }
         return Ok(0);
     }
-    match a.format.as_deref() {
-        Some("json") => {
-            for c in shown {
-                writeln!(out, "{}", inspect::summary(c, a.no_trunc))?;
-            }
-        }
-        Some(tpl) => {
-            for c in shown {
-                writeln!(
-                    out,
-                    "{}",
-                    format::render(tpl, &inspect::summary(c, a.no_trunc))?
-                )?;
-            }
-        }
-        None => {
-            let mut rows = vec![[
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES",
-            ]
-            .map(String::from)
-            .to_vec()];
-            for c in shown {
-                let s = inspect::summary(c, a.no_trunc);
-                let f = |k: &str| s[k].as_str().unwrap_or_default().to_string();
-                rows.push(vec![
-                    f("ID"),
-                    f("Image"),
-                    f("Command"),
-                    f("RunningFor"),
-                    f("Status"),
-                    f("Ports"),
-                    f("Names"),
-                ]);
-            }
-            write!(out, "{}", format::table(&rows))?;
-        }
+    let docs: Vec<serde_json::Value> = shown
+        .iter()
+        .map(|c| inspect::summary(c, a.list.no_trunc))
+        .collect();
+    if format::print_rows(&mut out, a.list.format.as_deref(), &docs)? {
+        return Ok(0);
     }
+    let mut rows = vec![[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for s in &docs {
+        let f = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+        rows.push(vec![
+            f("ID"),
+            f("Image"),
+            f("Command"),
+            f("RunningFor"),
+            f("Status"),
+            f("Ports"),
+            f("Names"),
+        ]);
+    }
+    write!(out, "{}", format::table(&rows))?;
     Ok(0)
 }
 
@@ -118,7 +110,7 @@ pub fn inspect(layout: &Layout, a: InspectArgs) -> anyhow::Result<i32> {
     let mut failed = false;
     for q in &a.containers.containers {
         match store::resolve(layout, q) {
-            Ok(c) => docs.push(inspect::document(&c)),
+            Ok(c) => docs.push(inspect::document(layout, &c)),
             Err(e) => {
                 eprintln!("hind: {e}");
                 failed = true;

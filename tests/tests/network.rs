@@ -15,6 +15,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -746,6 +747,48 @@ fn hosts_resolv_conf_and_hostname_are_the_containers() {
             "{f} is not a mount point:\n{mi}"
         );
     }
+    // A user who is not root reads them too, whatever hind's umask was.
+    let mut c = env.hind();
+    c.args([
+        "exec",
+        "-u",
+        "65534",
+        &id,
+        "cat",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/etc/hostname",
+    ]);
+    // SAFETY: umask(2) is async-signal-safe and touches only this child.
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    env.run_cmd(c).expect_success();
+    let mut c = env.hind();
+    c.args([
+        "run",
+        "--rm",
+        "-u",
+        "65534",
+        "--network",
+        "none",
+        bb(),
+        "cat",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/etc/hostname",
+    ]);
+    // SAFETY: as above.
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    env.run_cmd(c).expect_success();
     // -h is --hostname.
     assert_eq!(
         run_rm(

@@ -98,7 +98,7 @@ fn rows(store: &Store, a: &ImagesArgs) -> anyhow::Result<Vec<Value>> {
                 .first()
                 .and_then(|d| d.split_once('@').map(|(_, d)| d.to_string()))
                 .unwrap_or_else(|| "<none>".into());
-            let id = if a.no_trunc {
+            let id = if a.list.no_trunc {
                 img.id.clone()
             } else {
                 img.short_id().to_string()
@@ -125,7 +125,7 @@ pub fn images(layout: &Layout, a: ImagesArgs) -> anyhow::Result<i32> {
     let store = Store::open(layout)?;
     let rows = rows(&store, &a)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if a.quiet {
+    if a.list.quiet {
         let mut seen = BTreeSet::new();
         for r in &rows {
             let id = r["ID"].as_str().unwrap_or_default();
@@ -135,36 +135,25 @@ pub fn images(layout: &Layout, a: ImagesArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    match a.format.as_deref() {
-        Some("json") => {
-            for r in &rows {
-                writeln!(out, "{r}")?;
-            }
-        }
-        Some(tpl) => {
-            for r in &rows {
-                writeln!(out, "{}", format::render(tpl, r)?)?;
-            }
-        }
-        None => {
-            let mut head = vec!["REPOSITORY", "TAG"];
-            if a.digests {
-                head.push("DIGEST");
-            }
-            head.extend(["IMAGE ID", "CREATED", "SIZE"]);
-            let mut table = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
-            for r in &rows {
-                let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                let mut row = vec![f("Repository"), f("Tag")];
-                if a.digests {
-                    row.push(f("Digest"));
-                }
-                row.extend([f("ID"), f("CreatedSince"), f("Size")]);
-                table.push(row);
-            }
-            write!(out, "{}", format::table(&table))?;
-        }
+    if format::print_rows(&mut out, a.list.format.as_deref(), &rows)? {
+        return Ok(0);
     }
+    let mut head = vec!["REPOSITORY", "TAG"];
+    if a.digests {
+        head.push("DIGEST");
+    }
+    head.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let mut table = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
+    for r in &rows {
+        let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+        let mut row = vec![f("Repository"), f("Tag")];
+        if a.digests {
+            row.push(f("Digest"));
+        }
+        row.extend([f("ID"), f("CreatedSince"), f("Size")]);
+        table.push(row);
+    }
+    write!(out, "{}", format::table(&table))?;
     Ok(0)
 }
 

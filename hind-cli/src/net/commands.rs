@@ -43,41 +43,30 @@ fn ls(layout: &Layout, a: crate::cli::NetworkLsArgs) -> anyhow::Result<i32> {
     rows.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
     let short = |v: &Value| -> String {
         let id = v["ID"].as_str().unwrap_or_default();
-        if a.no_trunc {
+        if a.list.no_trunc {
             id.to_string()
         } else {
             id[..12.min(id.len())].to_string()
         }
     };
     let mut out = std::io::stdout().lock();
-    if a.quiet {
+    if a.list.quiet {
         for r in &rows {
             writeln!(out, "{}", short(r))?;
         }
         return Ok(0);
     }
-    match a.format.as_deref() {
-        Some("json") => {
-            for r in &rows {
-                writeln!(out, "{r}")?;
-            }
-        }
-        Some(tpl) => {
-            for r in &rows {
-                writeln!(out, "{}", format::render(tpl, r)?)?;
-            }
-        }
-        None => {
-            let mut table = vec![["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
-                .map(String::from)
-                .to_vec()];
-            for r in &rows {
-                let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                table.push(vec![short(r), f("Name"), f("Driver"), f("Scope")]);
-            }
-            write!(out, "{}", format::table(&table))?;
-        }
+    if format::print_rows(&mut out, a.list.format.as_deref(), &rows)? {
+        return Ok(0);
     }
+    let mut table = vec![["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
+        .map(String::from)
+        .to_vec()];
+    for r in &rows {
+        let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+        table.push(vec![short(r), f("Name"), f("Driver"), f("Scope")]);
+    }
+    write!(out, "{}", format::table(&table))?;
     Ok(0)
 }
 

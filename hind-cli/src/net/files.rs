@@ -8,6 +8,11 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+/// The files' directory inside the container's: 0700 like everything of
+/// hind's, while the files are 0644, as a container's non-root users must
+/// read them (through the bind mount, which never walks this directory).
+pub const DIR: &str = "etc";
+
 pub const HOSTS: &str = "hosts";
 pub const RESOLV_CONF: &str = "resolv.conf";
 pub const HOSTNAME: &str = "hostname";
@@ -23,6 +28,23 @@ pub const TARGETS: [(&str, &str); 3] = [
 pub enum Error {
     #[error("write {0}")]
     Write(PathBuf, #[source] std::io::Error),
+    #[error("create {0}")]
+    Mkdir(PathBuf, #[source] std::io::Error),
+}
+
+/// Where the container in `container_dir` keeps file `name`.
+pub fn path(container_dir: &Path, name: &str) -> PathBuf {
+    container_dir.join(DIR).join(name)
+}
+
+/// Makes the files' directory (mode 0700) if it is missing.
+pub fn make_dir(container_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = container_dir.join(DIR);
+    match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(Error::Mkdir(dir, e)),
+        _ => Ok(()),
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -158,17 +180,18 @@ pub fn host_hosts(extra: &[(String, String)]) -> String {
     out
 }
 
-/// Writes `text` into `path` in place (see the module doc), creating it
-/// with mode 0644 if needed.
+/// Writes `text` into `path` in place (see the module doc), mode 0644
+/// whatever the caller's umask: the container's users must read it.
 pub fn write_in_place(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let err = |e| Error::Write(path.to_path_buf(), e);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
         .open(path)
+        .map_err(err)?;
+    f.set_permissions(fs::Permissions::from_mode(0o644))
         .map_err(err)?;
     f.write_all(text.as_bytes()).map_err(err)
 }
@@ -258,6 +281,11 @@ mod tests {
         let ino = fs::metadata(&p).unwrap().ino();
         write_in_place(&p, "two\n").unwrap();
         assert_eq!(fs::metadata(&p).unwrap().ino(), ino);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         assert_eq!(fs::read_to_string(&p).unwrap(), "two\n");
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -142,7 +142,7 @@ impl Plan {
     pub fn mounts(&self) -> Vec<(PathBuf, &'static str)> {
         files::TARGETS
             .iter()
-            .map(|(f, dest)| (self.files_from.join(f), *dest))
+            .map(|(f, dest)| (files::path(&self.files_from, f), *dest))
             .collect()
     }
 }
@@ -637,17 +637,21 @@ fn write_files(
     } else {
         files::hosts(ip, &rec.hostname, name, &rec.extra_hosts, peers)
     };
-    files::write_in_place(&dir.join(files::HOSTS), &hosts)?;
+    files::make_dir(dir)?;
+    files::write_in_place(&files::path(dir, files::HOSTS), &hosts)?;
     let dns = files::DnsOverrides {
         servers: &rec.dns,
         search: &rec.dns_search,
         options: &rec.dns_options,
     };
     files::write_in_place(
-        &dir.join(files::RESOLV_CONF),
+        &files::path(dir, files::RESOLV_CONF),
         &files::resolv_conf(&dns, host),
     )?;
-    files::write_in_place(&dir.join(files::HOSTNAME), &format!("{}\n", rec.hostname))?;
+    files::write_in_place(
+        &files::path(dir, files::HOSTNAME),
+        &format!("{}\n", rec.hostname),
+    )?;
     Ok(())
 }
 
