@@ -14,7 +14,7 @@ use oci_spec::runtime::{
 };
 use protocol::init::{
     ANN_GROUP_ADD, ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER,
-    ANN_OVERLAY_VOLATILE, ANN_OVERLAY_WORK as ANN_WORK,
+    ANN_OVERLAY_VOLATILE, ANN_OVERLAY_WORK as ANN_WORK, ANN_VOLUME_COPY_UP,
 };
 use protocol::paths;
 
@@ -92,6 +92,13 @@ pub struct Options {
     /// The network namespace and the DNS files to mount; `None` for a new
     /// namespace and the image's own files.
     pub network: Option<NetworkOptions>,
+    /// `-v`, `--mount`, `--tmpfs` (volume::mounts), mounted after the
+    /// defaults; one with the destination of a default replaces it.
+    pub mounts: Vec<Mount>,
+    /// Destinations of the volumes init fills from the image (copy-up).
+    pub copy_up: Vec<PathBuf>,
+    /// `--read-only`: the root is remounted read-only, mounts stay as is.
+    pub read_only: bool,
 }
 
 /// Resolves `-u USER[:GROUP]` in the image's own passwd and group files.
@@ -445,11 +452,17 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
         let gids: Vec<String> = group_add.iter().map(u32::to_string).collect();
         annotations.insert(ANN_GROUP_ADD.to_string(), gids.join(","));
     }
+    if !o.copy_up.is_empty() {
+        annotations.insert(
+            ANN_VOLUME_COPY_UP.to_string(),
+            serde_json::to_string(&o.copy_up).expect("paths serialize"),
+        );
+    }
     let root = if o.no_overlay {
         match image {
             Image::Dir(p) => RootBuilder::default()
                 .path(p.clone())
-                .readonly(false)
+                .readonly(o.read_only)
                 .build()?,
             Image::Host => return Err(Error::NoOverlay("the host root /".into())),
             Image::Tar { file, .. } => {
@@ -482,16 +495,22 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
         }
         RootBuilder::default()
             .path(PathBuf::from(paths::ROOTFS))
-            .readonly(false)
+            .readonly(o.read_only)
             .build()?
     };
+    let mut mounts = network_mounts(default_mounts()?, o.network.as_ref())?;
+    mounts.retain(|m| !o.mounts.iter().any(|u| u.destination() == m.destination()));
+    mounts.extend(o.mounts.iter().cloned());
+    // Parents before children, as Docker orders them: a volume on /etc
+    // must not hide the /etc/hosts bind made before it.
+    mounts.sort_by_key(|m| m.destination().components().count());
 
     Ok(SpecBuilder::default()
         .version("1.2.0")
         .root(root)
         .process(process)
         .hostname(hostname)
-        .mounts(network_mounts(default_mounts()?, o.network.as_ref())?)
+        .mounts(mounts)
         .linux(linux)
         .annotations(annotations)
         .build()?)

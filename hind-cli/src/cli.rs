@@ -123,11 +123,17 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// List a container's published ports.
     Port(PortArgs),
     /// Release a removed container's network (run by the shim for --rm).
     #[command(hide = true)]
     NetRelease(NetReleaseArgs),
+    /// Release a removed container's disk quota (run by the shim for --rm).
+    #[command(hide = true)]
+    QuotaRelease(QuotaReleaseArgs),
     /// Store credentials for a registry.
     Login(LoginArgs),
     /// Forget the credentials for a registry.
@@ -427,6 +433,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the container's anonymous volumes too.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     #[command(flatten)]
     pub containers: Containers,
 }
@@ -472,6 +481,22 @@ pub struct RunArgs {
     /// Set an environment variable (K=V, or K to copy this shell's value).
     #[arg(short = 'e', long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// Read environment variables from a file (K=V lines; -e wins).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Bind a host path or a volume: HOST_PATH|NAME:CTR_PATH[:ro|rw][,z],
+    /// or CTR_PATH for an anonymous volume.
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DEST[:MODE]")]
+    pub volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly]...
+    #[arg(long = "mount", value_name = "OPTS")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs: PATH[:size=64m,mode=1777,...].
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root read-only.
+    #[arg(long)]
+    pub read_only: bool,
     /// Working directory inside the container (created if missing).
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
@@ -555,6 +580,10 @@ pub struct RunArgs {
     /// Log options: max-size=SIZE, max-file=N.
     #[arg(long = "log-opt", value_name = "K=V", value_parser = parse_log_opt)]
     pub log_opt: Vec<(String, u64)>,
+    /// Storage options: size=SIZE, a disk quota on the container's
+    /// writable layer (needs project quotas on the state root's xfs or ext4).
+    #[arg(long = "storage-opt", value_name = "K=V", value_parser = crate::quota::parse_storage_opt)]
+    pub storage_opt: Vec<crate::quota::SizeLimit>,
     /// Parent cgroup of the container's cgroup.
     #[arg(
         long,
@@ -627,6 +656,69 @@ pub struct NetworkPruneArgs {
     pub force: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create(VolumeCreateArgs),
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Show volumes as JSON.
+    Inspect(VolumeInspectArgs),
+    /// Remove volumes no container uses.
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove every volume no container uses.
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Driver (only `local`).
+    #[arg(short = 'd', long, default_value = "local")]
+    pub driver: String,
+    /// Set a label: K=V.
+    #[arg(long, value_name = "K=V")]
+    pub label: Vec<String>,
+    /// Name (default: 64 random hex digits).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// `json` or a template such as `{{.Mountpoint}}`.
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// No error for a missing volume (a volume in use is still kept).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Do not ask (hind never asks; accepted for Docker compatibility).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Every unused volume, not only anonymous ones (hind always prunes
+    /// every unused volume; accepted for Docker compatibility).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PortArgs {
     pub container: String,
@@ -637,4 +729,11 @@ pub struct PortArgs {
 #[derive(Debug, Args)]
 pub struct NetReleaseArgs {
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaReleaseArgs {
+    pub id: String,
+    /// The project id the container's upper dir had.
+    pub project: u32,
 }

@@ -131,11 +131,17 @@ pub struct NewContainer<'a> {
     pub log: record::LogOptions,
     /// The network settings; resources are allocated after `create`.
     pub network: Option<record::NetworkRecord>,
+    /// `--storage-opt size=`: a disk quota on the upper dir.
+    pub quota: Option<crate::quota::SizeLimit>,
+    /// `-v`, `--mount`, `--tmpfs`, for inspect and the volume commands.
+    pub mounts: Vec<record::MountRecord>,
 }
 
 pub struct Created {
     pub id: String,
     pub name: String,
+    /// The upper dir's project id, with `--storage-opt size=`.
+    pub project_id: Option<u32>,
 }
 
 /// Makes the container's dir, its bundle (`spec` as config.json) and its
@@ -144,6 +150,7 @@ pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow
     mkdir(&layout.containers())?;
     let name = claim_name(layout, id, n.name)?;
     let dir = layout.container(id);
+    let mut project_id = None;
     let result = (|| -> anyhow::Result<()> {
         mkdir(&dir)?;
         for sub in [paths::UPPER, paths::WORK, paths::ROOTFS] {
@@ -157,6 +164,19 @@ pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow
             .map_err(|e| Error::Create(upper.clone(), e))?;
         std::os::unix::fs::chown(&upper, Some(md.uid()), Some(md.gid()))
             .map_err(|e| Error::Create(upper.clone(), e))?;
+        let quota = match &n.quota {
+            Some(limit) => {
+                let dirs = [upper.clone(), dir.join(paths::WORK)];
+                let p = crate::quota::apply(layout, id, &dirs, limit)?;
+                project_id = Some(p);
+                Some(record::QuotaRecord {
+                    size: limit.size.clone(),
+                    bytes: limit.bytes,
+                    project_id: p,
+                })
+            }
+            None => None,
+        };
         let cfg = dir.join(paths::CONFIG_JSON);
         // Made 0600 first: the spec's own save creates with 0666 less the
         // umask, and then keeps the mode of the file it truncates.
@@ -191,16 +211,22 @@ pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow
             log: n.log,
             stop_signal: n.stop_signal,
             network: n.network,
+            quota,
+            mounts: n.mounts,
         }
         .save(&dir)?;
         Ok(())
     })();
     if let Err(e) = result {
         let _ = record::remove_files(layout, id, &name);
+        if let Some(p) = project_id {
+            let _ = crate::quota::release(layout, id, p);
+        }
         return Err(e);
     }
     Ok(Created {
         id: id.to_string(),
         name,
+        project_id,
     })
 }

@@ -355,6 +355,20 @@ pub fn rm(layout: &Layout, a: RmArgs) -> anyhow::Result<i32> {
         }
         record::remove_files(layout, &c.id, &c.record.name)
             .with_context(|| format!("remove container {}", c.record.name))?;
+        // Like the network: a failure is reported, and the claim, whose
+        // container is gone, is swept by the next allocation.
+        if let Some(q) = &c.record.quota {
+            if let Err(e) = crate::quota::release(layout, &c.id, q.project_id) {
+                eprintln!(
+                    "hind: container {}: release its disk quota: {:#}",
+                    c.record.name,
+                    anyhow::Error::from(e)
+                );
+            }
+        }
+        if a.volumes {
+            crate::volume::commands::remove_anonymous(layout, &c.record);
+        }
         drop(lock);
         println!("{}", c.record.name);
         Ok(())

@@ -9,17 +9,20 @@ mod client;
 mod container;
 mod cp;
 mod device;
+mod envfile;
 mod format;
 mod image;
 mod inspect;
 mod lifecycle;
 mod logs;
 mod net;
+mod quota;
 mod run;
 mod seccomp;
 mod shim;
 mod store;
 mod units;
+mod volume;
 
 use clap::Parser;
 use protocol::paths::Layout;
@@ -99,8 +102,10 @@ fn main() {
             cli::Command::Export(a) => image::archive::export(&layout, a),
             cli::Command::Cp(a) => cp::cp(&layout, a),
             cli::Command::Network(c) => net::commands::network(&layout, c),
+            cli::Command::Volume(c) => volume::commands::volume(&layout, c),
             cli::Command::Port(a) => net::commands::port(&layout, a),
             cli::Command::NetRelease(a) => net::commands::net_release(&layout, a),
+            cli::Command::QuotaRelease(a) => quota::release_cmd(&layout, a),
             cli::Command::Login(a) => image::registry::login(&layout, a),
             cli::Command::Logout(a) => image::registry::logout(&layout, a),
         }

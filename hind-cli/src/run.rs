@@ -13,17 +13,33 @@ use crate::cli::RunArgs;
 use crate::container::{self, NewContainer};
 use crate::image;
 use crate::net;
+use crate::quota;
 use crate::shim;
+use crate::volume;
 
 pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
     if a.rm && a.restart != record::RestartPolicy::No {
         anyhow::bail!("conflicting options: --restart and --rm");
+    }
+    // Docker's last --storage-opt size= wins; the filesystem is checked
+    // before anything is pulled or made.
+    let quota = a.storage_opt.last().cloned();
+    if quota.is_some() {
+        if a.no_overlay {
+            anyhow::bail!("--storage-opt size limits the overlay's upper dir: it cannot be used with --no-overlay");
+        }
+        quota::check(layout)?;
     }
     let policy = match a.pull.as_str() {
         "always" => image::PullPolicy::Always,
         "never" => image::PullPolicy::Never,
         _ => image::PullPolicy::Missing,
     };
+    // Flags that name files and paths are checked before anything is
+    // pulled or made.
+    let mut env = crate::envfile::read_all(&a.env_file)?;
+    env.extend(a.env.iter().cloned());
+    let mounts = volume::mounts::plan(layout, &a.volume, &a.mount, &a.tmpfs)?;
     // Held until the container's record names its image, so that no rmi
     // or prune deletes the layers in between.
     let _store_lock = if image::uses_store(&a.image) {
@@ -75,7 +91,7 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
     )?;
     let opts = bundle::Options {
         command: command.clone(),
-        env: a.env.clone(),
+        env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         hostname: Some(net.record.hostname.clone()),
@@ -100,9 +116,15 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
             namespace: net.namespace.clone(),
             files: net.mounts(),
         }),
+        mounts: mounts.mounts.clone(),
+        copy_up: mounts.copy_up.clone(),
+        read_only: a.read_only,
     };
     // Built (and so validated) before a name is claimed or a dir made.
     let spec = bundle::build(&id, &layout.container(&id), &image, &opts)?;
+    // The volumes lock is held from here until the record listing them
+    // exists, so no `volume rm` or `prune` takes them away in between.
+    let mut volumes = volume::mounts::prepare(layout, &mounts)?;
     let created = container::create(
         layout,
         NewContainer {
@@ -118,14 +140,22 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
             restart: a.restart,
             log: a.log_options(),
             network: Some(net.record.clone()),
+            quota,
+            mounts: mounts.records.clone(),
         },
         &id,
         &spec,
-    )?;
+    )
+    .inspect_err(|_| volumes.undo(layout))?;
+    volumes.release();
 
     let forget = |e: anyhow::Error| -> anyhow::Error {
         let _ = net::release(layout, &created.id);
         let _ = record::remove_files(layout, &created.id, &created.name);
+        if let Some(p) = created.project_id {
+            let _ = quota::release(layout, &created.id, p);
+        }
+        volume::remove_unused(layout, &volumes.created);
         e
     };
     net::attach(layout, &created.id).map_err(|e| forget(e.into()))?;

@@ -4,6 +4,7 @@
 //! the user's command exists, in one thread, and reports the first failure
 //! over that socket with the exit code the CLI should give (125, 126, 127).
 
+pub mod copyup;
 pub mod exec;
 pub mod process;
 pub mod rootfs;

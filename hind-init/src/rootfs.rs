@@ -76,6 +76,8 @@ pub enum Error {
     ReadOnly(PathBuf, #[source] nix::Error),
     #[error("write sysctl {0}")]
     Sysctl(String, #[source] io::Error),
+    #[error("fill the volume at {0} from the image")]
+    CopyUp(PathBuf, #[source] crate::copyup::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -362,6 +364,13 @@ fn mount_one(root: &Path, root_fd: &OwnedFd, m: &Mount) -> Result<()> {
     }
     if matches!(m.kind.as_str(), "proc" | "sysfs") {
         check_pseudo_fs_dest(root, &m.destination).map_err(bad)?;
+    }
+    if m.copy_up {
+        // Docker's copy-up: a new, empty volume first gets what the image
+        // has at its destination, read inside the root (see copyup.rs),
+        // before the mount hides it.
+        crate::copyup::copy_up(root_fd, rel, &m.destination, &m.source)
+            .map_err(|e| Error::CopyUp(m.destination.clone(), e))?;
     }
     let flags = MsFlags::from_bits_truncate(m.flags);
     let bind = flags.contains(MsFlags::MS_BIND);

@@ -510,8 +510,24 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
         if rec.network.as_ref().is_some_and(|n| n.owns_resources()) {
             release_network(layout, id);
         }
-        if let Err(e) = record::remove_files(layout, id, &rec.name) {
-            log::error!("container {id}: {e}");
+        match record::remove_files(layout, id, &rec.name) {
+            Ok(()) => {
+                // After the files: a project id is freed only once nothing
+                // is charged to it.
+                if let Some(q) = &rec.quota {
+                    let project = q.project_id.to_string();
+                    run_hind(layout, id, &["quota-release", id, &project]);
+                }
+                // Docker removes an --rm container's anonymous volumes
+                // (`volume rm` keeps one another container took up).
+                let anonymous = rec.mounts.iter().filter(|m| m.anonymous);
+                let names: Vec<&str> = anonymous.filter_map(|m| m.name.as_deref()).collect();
+                if !names.is_empty() {
+                    let args = [&["volume", "rm", "-f"][..], &names].concat();
+                    run_hind(layout, id, &args);
+                }
+            }
+            Err(e) => log::error!("container {id}: {e}"),
         }
     } else if let Err(e) = record::update(&dir, |r| {
         r.status = Status::Exited;
@@ -536,6 +552,13 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
 /// business, and keeping netlink and nftables out of the shim keeps the
 /// long-lived process small.
 fn release_network(layout: &Layout, id: &str) {
+    run_hind(layout, id, &["net-release", id]);
+}
+
+/// Runs `hind --root ROOT ARGS` (the hind next to this shim) and logs a
+/// failure: the engine's own clean-up commands for `--rm` containers
+/// (`net-release`, `quota-release`), kept out of the long-lived shim.
+fn run_hind(layout: &Layout, id: &str, args: &[&str]) {
     let hind = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("hind")))
@@ -544,13 +567,12 @@ fn release_network(layout: &Layout, id: &str) {
     let status = std::process::Command::new(&hind)
         .arg("--root")
         .arg(&layout.root)
-        .arg("net-release")
-        .arg(id)
+        .args(args)
         .stdin(std::process::Stdio::null())
         .status();
     match status {
         Ok(s) if s.success() => {}
-        Ok(s) => log::error!("container {id}: {} net-release: {s}", hind.display()),
+        Ok(s) => log::error!("container {id}: {} {}: {s}", hind.display(), args[0]),
         Err(e) => log::error!("container {id}: run {}: {e}", hind.display()),
     }
 }

@@ -12,7 +12,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxResources, PosixRlimitType, Spec};
 use protocol::init::{
     Capabilities, Device, InitConfig, Mount, Overlay, Process, Rlimit, ANN_GROUP_ADD,
     ANN_OVERLAY_LOWER as ANN_LOWER, ANN_OVERLAY_UPPER as ANN_UPPER, ANN_OVERLAY_VOLATILE,
-    ANN_OVERLAY_WORK as ANN_WORK,
+    ANN_OVERLAY_WORK as ANN_WORK, ANN_VOLUME_COPY_UP,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,8 @@ pub enum Error {
     OverlayIncomplete(&'static str, &'static str),
     #[error("config.json: mount destination {0} is not absolute")]
     RelativeMount(PathBuf),
+    #[error("config.json: annotation {0}")]
+    Annotation(&'static str, #[source] serde_json::Error),
     #[error("config.json")]
     Seccomp(#[from] crate::seccomp::Error),
 }
@@ -170,6 +172,12 @@ pub fn from_spec(
         }
     }
 
+    let ann = spec.annotations().clone().unwrap_or_default();
+    // Volume mounts whose empty source init fills from the image first.
+    let copy_up: Vec<PathBuf> = match ann.get(ANN_VOLUME_COPY_UP) {
+        Some(v) => serde_json::from_str(v).map_err(|e| Error::Annotation(ANN_VOLUME_COPY_UP, e))?,
+        None => Vec::new(),
+    };
     let mut mounts = Vec::new();
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
@@ -194,6 +202,7 @@ pub fn from_spec(
             flags: flags.bits(),
             propagation: propagation.bits(),
             data,
+            copy_up: copy_up.contains(m.destination()),
         });
     }
 
@@ -215,7 +224,6 @@ pub fn from_spec(
         });
     }
 
-    let ann = spec.annotations().clone().unwrap_or_default();
     let overlay = match ann.get(ANN_LOWER) {
         None => None,
         Some(lower) => Some(Overlay {

@@ -24,6 +24,10 @@ pub const ANN_OVERLAY_VOLATILE: &str = "run.hind.overlay.volatile";
 /// `process.user.additionalGids`: `exec -u USER` gives them to USER on top
 /// of USER's own groups, as Docker does.
 pub const ANN_GROUP_ADD: &str = "run.hind.group-add";
+/// Mount destinations (a JSON array of strings) whose source, an empty
+/// volume dir, init fills with the image's content at that destination
+/// before mounting it (Docker's copy-up of a new volume).
+pub const ANN_VOLUME_COPY_UP: &str = "run.hind.volume.copy-up";
 
 /// An overlay root filesystem that init mounts inside the container's own
 /// mount namespace, so it vanishes with the container and never shows up in
@@ -49,6 +53,9 @@ pub struct Mount {
     pub propagation: u64,
     /// Options the kernel parses itself (`mode=755`, `size=64m`, ...).
     pub data: String,
+    /// A volume bind: if `source` is an empty dir, copy the image's content
+    /// at `destination` into it first (annotation `run.hind.volume.copy-up`).
+    pub copy_up: bool,
 }
 
 /// A device node created in the container's `/dev`.

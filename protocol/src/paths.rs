@@ -65,6 +65,12 @@ impl Layout {
         self.root.join("tmp")
     }
 
+    /// Volumes: `volumes/<name>/{_data/,volume.json}`, created and removed
+    /// under `volumes/lock`.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
     /// Networks: one `<name>.json` each (subnet, bridge, leases), changed
     /// under `networks/lock`.
     pub fn networks(&self) -> PathBuf {

@@ -126,6 +126,51 @@ pub struct Record {
     /// networking existed (they have a private netns with only `lo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkRecord>,
+    /// `--storage-opt size=`: the disk quota on the writable layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaRecord>,
+    /// The mounts asked for with `-v`, `--mount` and `--tmpfs`. The volumes
+    /// among them are how `volume rm` and `prune` tell a volume is in use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountRecord>,
+}
+
+/// One user mount of a container, as `inspect` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MountRecord {
+    /// `bind`, `volume` or `tmpfs`.
+    pub kind: String,
+    /// The volume's name, for volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Host path: the bind source or the volume's `_data` dir.
+    pub source: String,
+    pub destination: String,
+    /// The mode as typed (`ro`, `z`, ...), Docker's `Mode`.
+    #[serde(default)]
+    pub mode: String,
+    pub rw: bool,
+    #[serde(default)]
+    pub propagation: String,
+    /// A volume made for this container alone (`-v /path`): removed with
+    /// it by `rm -v` and `--rm`.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// The flag it came from: `volume` (`-v`), `mount` or `tmpfs`.
+    pub flag: String,
+    /// tmpfs options (`size=64m,mode=1777`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub options: String,
+}
+
+/// A container's disk quota: its upper and work dirs carry a project id of
+/// their own, limited to `bytes` (hind-cli's `quota` module).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuotaRecord {
+    /// The size as given, for inspect's `HostConfig.StorageOpt`.
+    pub size: String,
+    pub bytes: u64,
+    pub project_id: u32,
 }
 
 /// A container's network settings and what `run` allocated for them.
@@ -181,6 +226,11 @@ pub struct PortMapping {
 }
 
 impl Record {
+    /// Names of the volumes the container uses.
+    pub fn volumes(&self) -> impl Iterator<Item = &str> {
+        self.mounts.iter().filter_map(|m| m.name.as_deref())
+    }
+
     pub fn path(dir: &Path) -> PathBuf {
         dir.join(paths::RECORD)
     }
@@ -344,6 +394,8 @@ mod tests {
             log: LogOptions::default(),
             stop_signal: None,
             network: None,
+            quota: None,
+            mounts: Vec::new(),
         }
     }
 

@@ -191,6 +191,18 @@ check_limit pids.max pids.max 20 /cg2t-pids -- --pids-limit 20
 hind run --rm --cgroup-parent /cg2t-ns "$IMG" cat /proc/self/cgroup > "$LOGS/ns.out" 2>&1
 note "info: /proc/self/cgroup inside a container: $(oneline "$LOGS/ns.out")"
 
+# Staged for the quota tests: the xfs and quota format modules (in
+# dependency order by name) and mkfs.xfs/mkfs.ext4. With them loaded the
+# tests must not skip.
+if [ -d "$HOST/modules" ]; then
+    for m in "$HOST"/modules/*.ko; do
+        insmod "$m" 2>/dev/null || note "insmod $(basename "$m") failed"
+    done
+    export PATH="$HOST/tools:$PATH"
+    grep -qw xfs /proc/filesystems && [ -e "$HOST/modules/quota_v2.ko" ] \
+        && export HIND_TEST_REQUIRE_QUOTA=1
+fi
+
 # End-to-end test binaries, when staged: each of their tests is a check
 # ("ok NAME::TEST"), run against the release binaries and the busybox here.
 for t in "$HOST"/tests/*; do

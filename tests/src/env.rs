@@ -116,6 +116,14 @@ impl TestEnv {
         &self.root
     }
 
+    /// Moves the state root to `root` (instead of `<test dir>/root`), for a
+    /// test that needs it on a filesystem of its own mounted under
+    /// [`TestEnv::scratch`]. That test checks the root for leftovers and
+    /// unmounts it before [`TestEnv::finish`].
+    pub fn set_root(&mut self, root: PathBuf) {
+        self.root = root;
+    }
+
     /// A directory of the test's own, outside the state root.
     pub fn scratch(&self) -> &Path {
         &self.scratch
