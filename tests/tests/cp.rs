@@ -5,8 +5,12 @@
 //! only the top-level SRC, and the CVE-2019-14271 class: a container's
 //! symlinks (`/escape -> /`, `/out -> /etc`, a link to the host path of a
 //! canary) resolve inside the container, never on the host, in either
-//! direction, and a symlink in a copied tree arrives as a symlink. Errors
-//! are one line naming the container or path. Nothing stays mounted.
+//! direction, and a symlink in a copied tree arrives as a symlink. A
+//! stopped container's volumes and binds are copied into and out of as a
+//! running one's are: a read-only one refuses a copy in, and a volume on an
+//! image's `/data -> /etc` link gets the copy, never the host's /etc.
+//! Errors are one line naming the container or path. Nothing stays
+//! mounted.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +20,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use hind_tests::detach::{rm_f, run_detached, wait_for_log, SERVE};
+use hind_tests::image::build_busybox_rootfs;
+use hind_tests::oci::sha256_digest;
 use hind_tests::{bb, snapshot, Output, TestEnv};
 
 fn s(p: &Path) -> &str {
@@ -651,5 +657,222 @@ fn errors_name_what_is_wrong() {
     cp_err(&env, &[s(&sc.join("file")), here], &["CONTAINER:PATH"]);
     assert!(!Path::new(here).exists());
     env.run(&["rm", "x1"]).expect_success();
+    env.finish();
+}
+
+/// A named volume's data dir on the host.
+fn volume_data(env: &TestEnv, name: &str) -> PathBuf {
+    env.root().join("volumes").join(name).join("_data")
+}
+
+/// Runs a container `name` to completion with `mounts` (`-v` values).
+#[track_caller]
+fn run_with_mounts(env: &TestEnv, name: &str, mounts: &[&str], image: &str) {
+    let mut args = vec!["run", "--name", name];
+    for m in mounts {
+        args.extend_from_slice(&["-v", m]);
+    }
+    args.extend_from_slice(&[image, "true"]);
+    env.run(&args).expect_success();
+}
+
+#[test]
+fn copy_into_a_stopped_containers_volume_and_bind() {
+    let env = TestEnv::new("cp_in_volume");
+    let sc = env.scratch();
+    fs::write(sc.join("hello"), "hi\n").unwrap();
+    fs::create_dir_all(sc.join("d/sub")).unwrap();
+    fs::write(sc.join("d/sub/g"), "g\n").unwrap();
+    let bind = sc.join("bind");
+    fs::create_dir(&bind).unwrap();
+    let bind_mount = format!("{}:/bound", s(&bind));
+    run_with_mounts(
+        &env,
+        "v1",
+        &["store:/data", &bind_mount, "fresh:/new/vol"],
+        bb(),
+    );
+    cp_ok(&env, &[s(&sc.join("hello")), "v1:/data/"]);
+    cp_ok(&env, &[s(&sc.join("d")), "v1:/data/d"]);
+    cp_ok(&env, &[s(&sc.join("hello")), "v1:/bound/hello"]);
+    // In the volume and the bind, not in the container's layer under them.
+    let data = volume_data(&env, "store");
+    assert_eq!(read(&data.join("hello")), "hi\n");
+    assert_eq!(read(&data.join("d/sub/g")), "g\n");
+    assert_eq!(read(&bind.join("hello")), "hi\n");
+    let up = upper(&env, "v1");
+    assert!(!up.join("data/hello").exists());
+    assert!(!up.join("bound/hello").exists());
+    // A new container with the volume sees the copies.
+    let out = env.run(&[
+        "run",
+        "--rm",
+        "-v",
+        "store:/data",
+        bb(),
+        "cat",
+        "/data/hello",
+        "/data/d/sub/g",
+    ]);
+    out.expect_success();
+    assert_eq!(out.stdout, "hi\ng\n", "{out}");
+    // A mount point missing from the layer (as before a first start) is
+    // made there, and the copy goes into the volume over it.
+    fs::remove_dir_all(up.join("new")).unwrap();
+    cp_ok(&env, &[s(&sc.join("hello")), "v1:/new/vol/"]);
+    assert_eq!(read(&volume_data(&env, "fresh").join("hello")), "hi\n");
+    assert!(up.join("new/vol").is_dir());
+    assert!(!up.join("new/vol/hello").exists());
+    let out = env.run(&["start", "-a", "v1"]);
+    out.expect_success();
+    env.run(&["rm", "v1"]).expect_success();
+    env.finish();
+}
+
+#[test]
+fn copy_out_of_a_stopped_containers_volume_and_bind() {
+    let env = TestEnv::new("cp_out_volume");
+    let sc = env.scratch();
+    let bind = sc.join("bind");
+    fs::create_dir(&bind).unwrap();
+    fs::write(bind.join("b"), "from the bind\n").unwrap();
+    let bind_mount = format!("{}:/bound:ro", s(&bind));
+    env.run(&[
+        "run",
+        "--name",
+        "o1",
+        "-v",
+        "store:/data",
+        "-v",
+        &bind_mount,
+        bb(),
+        "sh",
+        "-c",
+        DATA,
+    ])
+    .expect_success();
+    // Written on the host after the container stopped: only the volume
+    // has it.
+    fs::write(volume_data(&env, "store").join("late"), "late\n").unwrap();
+    copy_out(&env, "o1");
+    cp_ok(&env, &["o1:/data/late", s(&sc.join("late"))]);
+    assert_eq!(read(&sc.join("late")), "late\n");
+    cp_ok(&env, &["o1:/bound/b", s(&sc.join("b"))]);
+    assert_eq!(read(&sc.join("b")), "from the bind\n");
+    let t = tar_entries(&cp_stdout(&env, &["o1:/bound/.", "-"]));
+    assert_eq!(t.keys().collect::<Vec<_>>(), ["b"]);
+    env.run(&["rm", "o1"]).expect_success();
+    env.finish();
+}
+
+#[test]
+fn a_read_only_bind_refuses_a_copy_in() {
+    let env = TestEnv::new("cp_in_ro");
+    let sc = env.scratch();
+    fs::write(sc.join("hello"), "hi\n").unwrap();
+    let bind = sc.join("bind");
+    fs::create_dir_all(bind.join("sub")).unwrap();
+    fs::write(bind.join("hello"), "host file\n").unwrap();
+    let before = snapshot(&bind);
+    let ro = format!("{}:/ro:ro", s(&bind));
+    run_with_mounts(&env, "r1", &[&ro], bb());
+    for dest in ["r1:/ro/", "r1:/ro/hello", "r1:/ro/sub/new", "r1:ro/../ro"] {
+        let out = cp(&env, &[s(&sc.join("hello")), dest]);
+        out.expect_code(1);
+        out.expect_one_error_line(&["r1:/ro", "read-only"]);
+    }
+    let out = env.run_with_stdin(&["cp", "-", "r1:/ro"], &[0u8; 1024]);
+    out.expect_code(1);
+    out.expect_one_error_line(&["r1:/ro", "read-only"]);
+    assert_eq!(snapshot(&bind), before, "the read-only bind changed");
+    // Reading it still works.
+    cp_ok(&env, &["r1:/ro/hello", s(&sc.join("out"))]);
+    assert_eq!(read(&sc.join("out")), "host file\n");
+    // Reached through a link in the container, the mount refuses too.
+    symlink("/ro", upper(&env, "r1").join("link")).unwrap();
+    let out = cp(&env, &[s(&sc.join("hello")), "r1:/link/"]);
+    out.expect_code(1);
+    out.expect_one_error_line(&["r1:/link", "read-only"]);
+    assert_eq!(snapshot(&bind), before, "the read-only bind changed");
+    env.run(&["rm", "r1"]).expect_success();
+    env.finish();
+}
+
+/// The image's /data is a link to /etc: the volume is on the container's
+/// /etc, and a copy into the stopped container goes there, never to the
+/// host's /etc.
+#[test]
+fn copy_into_a_volume_on_a_link_to_etc_stays_inside() {
+    let env = TestEnv::new("cp_in_volume_link");
+    let sc = env.scratch();
+    let img = sc.join("img");
+    build_busybox_rootfs(&img).expect("build busybox root fs");
+    symlink("/etc", img.join("data")).unwrap();
+    let hash = || sha256_digest(&fs::read("/etc/passwd").expect("read /etc/passwd"));
+    let host_passwd = hash();
+    let probe = format!("hind-cp-link-{}", std::process::id());
+    fs::write(sc.join(&probe), "pwned\n").unwrap();
+    fs::write(sc.join("passwd"), "pwned\n").unwrap();
+    let bind = sc.join("bind");
+    fs::create_dir(&bind).unwrap();
+    for (name, mount) in [
+        ("l1", "etcvol:/data".to_string()),
+        ("l2", format!("{}:/data", s(&bind))),
+    ] {
+        run_with_mounts(&env, name, &[&mount], s(&img));
+        cp_ok(&env, &[s(&sc.join(&probe)), &format!("{name}:/data/")]);
+        cp_ok(
+            &env,
+            &[s(&sc.join("passwd")), &format!("{name}:/data/passwd")],
+        );
+        cp_ok(
+            &env,
+            &[s(&sc.join(&probe)), &format!("{name}:/etc/{probe}.2")],
+        );
+    }
+    let vol = volume_data(&env, "etcvol");
+    for dir in [&vol, &bind] {
+        assert_eq!(read(&dir.join(&probe)), "pwned\n");
+        assert_eq!(read(&dir.join("passwd")), "pwned\n");
+        assert_eq!(read(&dir.join(format!("{probe}.2"))), "pwned\n");
+    }
+    assert!(
+        !Path::new("/etc").join(&probe).exists(),
+        "written into the host's /etc"
+    );
+    assert!(!Path::new("/etc").join(format!("{probe}.2")).exists());
+    assert_eq!(hash(), host_passwd, "the host's /etc/passwd changed");
+    env.run(&["rm", "l1", "l2"]).expect_success();
+    env.finish();
+}
+
+/// A `--no-overlay` container (its root a plain directory): its volume is
+/// copied into and out of while it is stopped, and the image dir under the
+/// mount point gets nothing.
+#[test]
+fn no_overlay_container_volume() {
+    let env = TestEnv::new("cp_no_overlay_volume");
+    let sc = env.scratch();
+    let img = sc.join("img");
+    build_busybox_rootfs(&img).expect("build busybox root fs");
+    fs::create_dir(img.join("data")).unwrap();
+    fs::write(sc.join("hello"), "hi\n").unwrap();
+    env.run(&[
+        "run",
+        "--name",
+        "n1",
+        "--no-overlay",
+        "-v",
+        "nvol:/data",
+        s(&img),
+        "true",
+    ])
+    .expect_success();
+    cp_ok(&env, &[s(&sc.join("hello")), "n1:/data/"]);
+    assert_eq!(read(&volume_data(&env, "nvol").join("hello")), "hi\n");
+    assert!(!img.join("data/hello").exists());
+    cp_ok(&env, &["n1:/data/hello", s(&sc.join("back"))]);
+    assert_eq!(read(&sc.join("back")), "hi\n");
+    env.run(&["rm", "n1"]).expect_success();
     env.finish();
 }

@@ -13,12 +13,17 @@
 //! a symlink in the copied tree stays a symlink, and nothing in the stream
 //! can make a file outside the destination. Device nodes are never made.
 //!
+//! A stopped container's volumes and bind mounts are seen as a running
+//! container sees them (see `binds`); a copy into a read-only one is
+//! refused with Docker's message, before anything is mounted.
+//!
 //! Ownership, as Docker documents it: without `-a` the copies belong to
 //! root in the container and to the calling user on the host, and files
 //! lose their set-user-ID and set-group-ID bits and file capabilities (as
 //! chown(2) drops them: they granted the original owner's rights); with
 //! `-a` all of it is kept.
 
+mod binds;
 mod root;
 
 use std::fs::{self, File};
@@ -60,6 +65,10 @@ pub enum Error {
     DestLink(String),
     #[error("{0}: with SRC_PATH -, DEST_PATH must be an existing directory")]
     StdinDest(String),
+    #[error("{0}: mounted volume is marked read-only")]
+    ReadOnlyVolume(String),
+    #[error("{0}: read-only file system")]
+    ReadOnly(String),
     #[error("refusing to {0} a terminal (redirect it)")]
     Terminal(&'static str),
     #[error("look up {0}")]
@@ -600,11 +609,29 @@ fn copy_out(layout: &Layout, name: &str, path: &str, dest: Side<'_>, a: &CpArgs)
     copy(&src, &plan, owner)
 }
 
+/// Refuses a copy to `into` (for `label`) on a read-only mount: one the
+/// path reached through a link in the container, or a read-only root.
+/// Without this the kernel's EROFS would say the same, file by file.
+fn check_writable(into: &OwnedFd, label: &str) -> Result<()> {
+    match nix::sys::statvfs::fstatvfs(into) {
+        Ok(st) if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) => {
+            Err(Error::ReadOnly(label.to_string()))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::Lookup(label.to_string(), e.into())),
+    }
+}
+
 /// Host (or stdin) to container.
 fn copy_in(layout: &Layout, src: Side<'_>, name: &str, path: &str, a: &CpArgs) -> Result<()> {
     let c = crate::store::resolve(layout, name)?;
     let cpath = clean_container_path(path);
     let label = format!("{name}:{cpath}");
+    // Docker's check, on the path as typed: into a read-only volume or
+    // bind (the deepest mount holding the path decides), nothing goes.
+    if binds::holding(&c.record.mounts, &cpath).is_some_and(|m| !m.rw) {
+        return Err(Error::ReadOnlyVolume(label));
+    }
     let owner = (!a.archive).then(|| (Uid::from_raw(0), Gid::from_raw(0)));
     let Side::Host(raw) = src else {
         if io::stdin().is_terminal() {
@@ -618,6 +645,7 @@ fn copy_in(layout: &Layout, src: Side<'_>, name: &str, path: &str, a: &CpArgs) -
         let into = dest
             .open_dir()
             .map_err(|e| Error::Lookup(label.clone(), e.into()))?;
+        check_writable(&into, &label)?;
         let mut input = extract::decompress(Box::new(io::stdin())).map_err(Error::Stdin)?;
         extract::unpack(&mut input, &fd_path(&into), &unpack_options(owner))
             .map_err(|e| Error::Unpack(label, e))?;
@@ -628,6 +656,7 @@ fn copy_in(layout: &Layout, src: Side<'_>, name: &str, path: &str, a: &CpArgs) -
     let root = Root::open(layout, c, true)?;
     let dest = locate_in(&root, &cpath, true, &label)?;
     let plan = plan(dest, spelling(path), &label, &src)?;
+    check_writable(&plan.into, &label)?;
     copy(&src, &plan, owner)
 }
 

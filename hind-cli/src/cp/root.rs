@@ -8,9 +8,10 @@
 //! host's `/`.
 //!
 //! Stopped container: a forked helper mounts the container's overlay in a
-//! private mount namespace of its own, opens the mount's root and passes
-//! that fd back over a socket (`SCM_RIGHTS`). The helper exits, its
-//! namespace goes with it, and the overlay lives on, detached and in no
+//! private mount namespace of its own, binds the container's volumes and
+//! bind mounts onto it (see `binds`), and passes back an open_tree(2)
+//! clone of the whole tree over a socket (`SCM_RIGHTS`). The helper exits,
+//! its namespace goes with it, and the tree lives on, detached and in no
 //! mount table, until the fd is closed. Nothing is mounted on the host at
 //! any moment. For writing, the overlay has the container's own upper and
 //! work dirs, so the change lands in its upper dir, and the container's
@@ -42,8 +43,9 @@ use protocol::init::{
     ANN_OVERLAY_LOWER, ANN_OVERLAY_UPPER, ANN_OVERLAY_VOLATILE, ANN_OVERLAY_WORK,
 };
 use protocol::paths::{self, Layout};
-use protocol::record::{self, LifeLock};
+use protocol::record::{self, LifeLock, MountRecord};
 
+use super::binds;
 use crate::image::archive::mount_private_overlay;
 use crate::image::extract::open_in_root;
 use crate::store::Container;
@@ -279,7 +281,21 @@ enum Mount {
 /// mounted by a helper.
 fn stopped_root(c: &Container, how: Mount) -> Result<OwnedFd> {
     let name = &c.record.name;
+    let mounts = binds::shown(&c.record.mounts);
+    // The bundle's own mount point: in the helper's namespace, a mount
+    // there touches nothing else.
+    let mnt = c.dir.join(paths::ROOTFS);
+    let helper = |base: Base<'_>| {
+        let job = Job {
+            base,
+            mounts: &mounts,
+            create: how == Mount::Write,
+            mnt: &mnt,
+        };
+        mount_helper(name, &job)
+    };
     match layers(c)? {
+        Layers::Dir(p) if !mounts.is_empty() => helper(Base::Dir(&p)),
         Layers::Dir(p) => {
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
             fcntl::open(&p, flags, Mode::empty())
@@ -292,15 +308,17 @@ fn stopped_root(c: &Container, how: Mount) -> Result<OwnedFd> {
             work,
             volatile,
         } => {
-            // The bundle's own mount point: in the helper's namespace, a
-            // mount there touches nothing else.
-            let mnt = c.dir.join(paths::ROOTFS);
             if how == Mount::ReadLowers {
                 // As `export` does; index=off lets a running overlay
                 // share the upper dir.
                 let mut all = vec![upper];
                 all.extend(lower);
-                return mount_helper(name, &all, None, true, "index=off", &mnt);
+                return helper(Base::Overlay {
+                    lower: &all,
+                    upper: None,
+                    read_only: true,
+                    opts: "index=off",
+                });
             }
             // As hind-init mounts it, so the upper dir stays what `commit`
             // can pack (no redirects, no metacopy).
@@ -308,22 +326,43 @@ fn stopped_root(c: &Container, how: Mount) -> Result<OwnedFd> {
             if volatile && how == Mount::Write {
                 opts.push_str(",volatile");
             }
-            let read_only = how == Mount::ReadOwn;
-            mount_helper(name, &lower, Some((&upper, &work)), read_only, &opts, &mnt)
+            helper(Base::Overlay {
+                lower: &lower,
+                upper: Some((&upper, &work)),
+                read_only: how == Mount::ReadOwn,
+                opts: &opts,
+            })
         }
     }
 }
 
-/// Forks a helper that mounts the overlay in a private mount namespace and
-/// sends back an fd of its root; returns that fd.
-fn mount_helper(
-    name: &str,
-    lower: &[PathBuf],
-    upper: Option<(&Path, &Path)>,
-    read_only: bool,
-    opts: &str,
-    mnt: &Path,
-) -> Result<OwnedFd> {
+/// What the helper mounts as the container's root.
+enum Base<'a> {
+    /// An overlay of `lower` (top first), writable with `upper`.
+    Overlay {
+        lower: &'a [PathBuf],
+        upper: Option<(&'a Path, &'a Path)>,
+        read_only: bool,
+        opts: &'a str,
+    },
+    /// A directory used as it is (`--no-overlay`), bound so that the
+    /// container's binds can go on top.
+    Dir(&'a Path),
+}
+
+/// The helper's work: the root at `mnt`, then `mounts` onto it (mount
+/// points made if missing with `create`).
+struct Job<'a> {
+    base: Base<'a>,
+    mounts: &'a [MountRecord],
+    create: bool,
+    mnt: &'a Path,
+}
+
+/// Forks a helper that mounts the root and the container's binds in a
+/// private mount namespace and sends back an fd of the tree; returns that
+/// fd.
+fn mount_helper(name: &str, job: &Job<'_>) -> Result<OwnedFd> {
     let threads = std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
         .unwrap_or(0);
@@ -349,7 +388,7 @@ fn mount_helper(
             drop(ours);
             let _ = nix::sys::prctl::set_name(c"hind-cp-mount");
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-            let code = match helper(lower, upper, read_only, opts, mnt) {
+            let code = match helper(job) {
                 Ok(fd) => {
                     let sent = socket::sendmsg::<()>(
                         theirs.as_raw_fd(),
@@ -394,19 +433,21 @@ fn mount_helper(
     }
 }
 
-/// In the helper: mounts, then opens the mount's root.
-fn helper(
-    lower: &[PathBuf],
-    upper: Option<(&Path, &Path)>,
-    read_only: bool,
-    opts: &str,
-    mnt: &Path,
-) -> std::result::Result<OwnedFd, String> {
-    mount_private_overlay(lower, upper, read_only, opts, mnt)?;
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    fcntl::open(mnt, flags, Mode::empty())
-        .map(own)
-        .map_err(|e| format!("open {}: {e}", mnt.display()))
+/// In the helper: mounts the root, then the binds onto it (after the
+/// root, so that they land on the container's tree, not under it), then
+/// clones the whole tree.
+fn helper(job: &Job<'_>) -> std::result::Result<OwnedFd, String> {
+    match job.base {
+        Base::Overlay {
+            lower,
+            upper,
+            read_only,
+            opts,
+        } => mount_private_overlay(lower, upper, read_only, opts, job.mnt)?,
+        Base::Dir(dir) => binds::mount_private_dir(dir, job.mnt)?,
+    }
+    binds::bind_all(job.mnt, job.mounts, job.create)?;
+    binds::clone_tree(job.mnt)
 }
 
 /// The helper's answer: the fd, or its error text.
