@@ -3,7 +3,7 @@
 //! removes everything it made.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,8 @@ pub enum Error {
     WriteSpec(PathBuf, #[source] oci_spec::OciSpecError),
     #[error(transparent)]
     Record(#[from] record::Error),
+    #[error(transparent)]
+    Claim(#[from] protocol::lockfile::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -67,21 +69,10 @@ const NOUNS: &[&str] = &[
 fn claim_name(layout: &Layout, id: &str, name: Option<&str>) -> Result<String> {
     mkdir(&layout.names())?;
     let try_claim = |n: &str| -> Result<bool> {
-        let p = layout.names().join(n);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&p)
-        {
-            Ok(mut f) => {
-                f.write_all(id.as_bytes())
-                    .map_err(|e| Error::Create(p.clone(), e))?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(Error::Create(p, e)),
-        }
+        Ok(protocol::lockfile::claim(
+            &layout.names().join(n),
+            id.as_bytes(),
+        )?)
     };
     if let Some(n) = name {
         if !valid_name(n) {

@@ -34,12 +34,12 @@
 use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use nix::sys::statfs::fstatfs;
 use protocol::paths::Layout;
 
@@ -57,12 +57,10 @@ pub enum Error {
     Open(PathBuf, #[source] io::Error),
     #[error("read the quota state of the filesystem of {0}")]
     QuotaState(PathBuf, #[source] io::Error),
-    #[error("lock {0}")]
-    Lock(PathBuf, #[source] nix::Error),
+    #[error(transparent)]
+    Lock(#[from] protocol::lockfile::Error),
     #[error("read {0}")]
     Read(PathBuf, #[source] io::Error),
-    #[error("claim project id {1} in {0}")]
-    Claim(PathBuf, u32, #[source] io::Error),
     #[error("no free project id left in {0}")]
     Exhausted(PathBuf),
     #[error("read the project id of {0}")]
@@ -433,17 +431,7 @@ impl Claims {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| Error::Open(dir.clone(), e))?;
-        let p = dir.join("lock");
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&p)
-            .map_err(|e| Error::Open(p.clone(), e))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::Lock(p, e))?;
+        let lock = protocol::lockfile::exclusive(&dir.join("lock"))?;
         Ok(Claims { dir, _lock: lock })
     }
 
@@ -466,21 +454,10 @@ impl Claims {
     }
 
     fn claim(&self, project: u32, id: &str) -> Result<bool> {
-        let p = self.path(project);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&p)
-        {
-            Ok(mut f) => {
-                f.write_all(id.as_bytes())
-                    .map_err(|e| Error::Claim(p.clone(), project, e))?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(Error::Claim(p, project, e)),
-        }
+        Ok(protocol::lockfile::claim(
+            &self.path(project),
+            id.as_bytes(),
+        )?)
     }
 
     fn unclaim(&self, project: u32) -> Result<()> {

@@ -8,6 +8,7 @@ pub mod control;
 pub mod env;
 pub mod frame;
 pub mod init;
+pub mod lockfile;
 pub mod paths;
 pub mod record;
 pub mod time;

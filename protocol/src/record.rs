@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::lockfile;
 use crate::paths;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,8 @@ pub enum Error {
     Parse(PathBuf, #[source] serde_json::Error),
     #[error("write {0}")]
     Write(PathBuf, #[source] std::io::Error),
-    #[error("lock {0}")]
-    Lock(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] lockfile::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -284,23 +285,8 @@ pub struct Lock {
 
 impl Lock {
     pub fn acquire(dir: &Path) -> Result<Lock> {
-        let p = dir.join(paths::LOCK);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&p)
-            .map_err(|e| Error::Lock(p.clone(), e))?;
-        let mut file = file;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusive) {
-                Ok(lock) => return Ok(Lock { _lock: lock }),
-                Err((f, nix::errno::Errno::EINTR)) => file = f,
-                Err((_, e)) => return Err(Error::Lock(p, e.into())),
-            }
-        }
+        let lock = lockfile::exclusive(&dir.join(paths::LOCK))?;
+        Ok(Lock { _lock: lock })
     }
 }
 
@@ -327,21 +313,8 @@ pub const SHIM_LOCK: &str = "shim.lock";
 impl LifeLock {
     /// Takes the lock without waiting; `Ok(None)` when a shim holds it.
     pub fn try_acquire(dir: &Path) -> Result<Option<LifeLock>> {
-        let p = dir.join(SHIM_LOCK);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::fcntl::OFlag::O_CLOEXEC.bits())
-            .open(&p)
-            .map_err(|e| Error::Lock(p.clone(), e))?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(LifeLock { _lock: lock })),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(Error::Lock(p, e.into())),
-        }
+        let lock = lockfile::flock(&dir.join(SHIM_LOCK), FlockArg::LockExclusiveNonblock)?;
+        Ok(lock.map(|l| LifeLock { _lock: l }))
     }
 }
 

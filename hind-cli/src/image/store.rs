@@ -42,7 +42,7 @@ pub enum Error {
     #[error("remove {0}")]
     Remove(PathBuf, #[source] io::Error),
     #[error("lock {0}")]
-    Lock(PathBuf, #[source] nix::Error),
+    Lock(#[from] protocol::lockfile::Error),
     #[error("parse {0}: {1}")]
     Parse(PathBuf, String),
     #[error("blob {digest}: digest mismatch: the content hashes to {actual}")]
@@ -196,21 +196,10 @@ pub struct StoreLock {
 }
 
 fn flock(path: &Path, arg: FlockArg) -> Result<StoreLock> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::Create(path.to_path_buf(), e))?;
-    loop {
-        match Flock::lock(file, arg) {
-            Ok(l) => return Ok(StoreLock { _lock: l }),
-            Err((f, nix::errno::Errno::EINTR)) => file = f,
-            Err((_, e)) => return Err(Error::Lock(path.to_path_buf(), e)),
-        }
-    }
+    let lock = protocol::lockfile::flock(path, arg)?.ok_or_else(|| {
+        protocol::lockfile::Error::Lock(path.to_path_buf(), nix::errno::Errno::EWOULDBLOCK)
+    })?;
+    Ok(StoreLock { _lock: lock })
 }
 
 /// Reads from `inner` and writes everything read into `sink` as well.

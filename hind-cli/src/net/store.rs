@@ -4,11 +4,11 @@
 //! out one address; readers (`ls`, `inspect`) rely on atomic replacement.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use protocol::paths::Layout;
 use protocol::record;
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,8 @@ use super::ipam::Subnet;
 pub enum Error {
     #[error("create {0}")]
     Create(PathBuf, #[source] std::io::Error),
-    #[error("lock {0}")]
-    Lock(PathBuf, #[source] nix::Error),
+    #[error(transparent)]
+    Lock(#[from] protocol::lockfile::Error),
     #[error("read {0}")]
     Read(PathBuf, #[source] std::io::Error),
     #[error("parse {0}")]
@@ -139,15 +139,7 @@ impl Locked {
     pub fn acquire(layout: &Layout) -> Result<Locked> {
         let dir = layout.networks();
         fs::create_dir_all(&dir).map_err(|e| Error::Create(dir.clone(), e))?;
-        let p = dir.join("lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| Error::Create(p.clone(), e))?;
-        let lock =
-            Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::Lock(p.clone(), e))?;
+        let lock = protocol::lockfile::exclusive(&dir.join("lock"))?;
         Ok(Locked { dir, _lock: lock })
     }
 

@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use protocol::paths::Layout;
 use protocol::record::Record;
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ pub enum Error {
     #[error("remove {0}")]
     Remove(PathBuf, #[source] io::Error),
     #[error("lock {0}")]
-    Lock(PathBuf, #[source] io::Error),
+    Lock(#[from] protocol::lockfile::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -117,22 +117,8 @@ fn mkdir(p: &Path) -> Result<()> {
 pub fn lock(layout: &Layout) -> Result<Lock> {
     let dir = layout.volumes();
     mkdir(&dir)?;
-    let p = dir.join(LOCK);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&p)
-        .map_err(|e| Error::Lock(p.clone(), e))?;
-    loop {
-        match Flock::lock(file, FlockArg::LockExclusive) {
-            Ok(l) => return Ok(Lock { _lock: l }),
-            Err((f, nix::errno::Errno::EINTR)) => file = f,
-            Err((_, e)) => return Err(Error::Lock(p, e.into())),
-        }
-    }
+    let lock = protocol::lockfile::exclusive(&dir.join(LOCK))?;
+    Ok(Lock { _lock: lock })
 }
 
 /// The volume `name`, if it exists.
