@@ -181,6 +181,22 @@ impl TestEnv {
         process::run(c, b"", crate::default_timeout())
     }
 
+    /// Runs `hind ARGS` under `umask`: 0 shows a file hind makes without
+    /// an explicit mode, 077 one that others must read but cannot.
+    pub fn run_umask(&self, args: &[&str], umask: u32) -> Output {
+        use std::os::unix::process::CommandExt;
+        let mut c = self.hind();
+        c.args(args);
+        // SAFETY: umask(2) is async-signal-safe and touches only this child.
+        unsafe {
+            c.pre_exec(move || {
+                libc::umask(umask as libc::mode_t);
+                Ok(())
+            });
+        }
+        self.run_cmd(c)
+    }
+
     /// Starts `hind ARGS` in the background with piped stdio.
     pub fn spawn(&self, args: &[&str]) -> Running {
         let mut c = self.hind();

@@ -15,7 +15,6 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -748,27 +747,10 @@ fn hosts_resolv_conf_and_hostname_are_the_containers() {
         );
     }
     // A user who is not root reads them too, whatever hind's umask was.
-    let mut c = env.hind();
-    c.args([
-        "exec",
-        "-u",
-        "65534",
-        &id,
-        "cat",
-        "/etc/hosts",
-        "/etc/resolv.conf",
-        "/etc/hostname",
-    ]);
-    // SAFETY: umask(2) is async-signal-safe and touches only this child.
-    unsafe {
-        c.pre_exec(|| {
-            libc::umask(0o077);
-            Ok(())
-        });
-    }
-    env.run_cmd(c).expect_success();
-    let mut c = env.hind();
-    c.args([
+    let files = ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"];
+    let exec = [&["exec", "-u", "65534", &id, "cat"][..], &files].concat();
+    env.run_umask(&exec, 0o077).expect_success();
+    let none = [
         "run",
         "--rm",
         "-u",
@@ -777,18 +759,9 @@ fn hosts_resolv_conf_and_hostname_are_the_containers() {
         "none",
         bb(),
         "cat",
-        "/etc/hosts",
-        "/etc/resolv.conf",
-        "/etc/hostname",
-    ]);
-    // SAFETY: as above.
-    unsafe {
-        c.pre_exec(|| {
-            libc::umask(0o077);
-            Ok(())
-        });
-    }
-    env.run_cmd(c).expect_success();
+    ];
+    env.run_umask(&[&none[..], &files].concat(), 0o077)
+        .expect_success();
     // -h is --hostname.
     assert_eq!(
         run_rm(

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,16 +19,7 @@ fn path_str(p: &Path) -> &str {
 /// `hind ARGS` run with umask 000, so that any file hind creates without
 /// an explicit mode comes out world-writable and is caught.
 fn hind_umask0(env: &TestEnv, args: &[&str]) -> Output {
-    let mut c = env.hind();
-    c.args(args);
-    // SAFETY: umask(2) is async-signal-safe and touches only this child.
-    unsafe {
-        c.pre_exec(|| {
-            libc::umask(0);
-            Ok(())
-        });
-    }
-    env.run_cmd(c)
+    env.run_umask(args, 0)
 }
 
 /// Is `rel` (relative to the state root) container or image content,
