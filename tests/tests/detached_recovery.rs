@@ -579,3 +579,29 @@ fn shim_state_after_stop_and_start_is_not_leaked() {
     assert_gone(&env, &id);
     env.finish();
 }
+
+/// A container whose shim was killed and whose record was then lost (its
+/// state deleted by hand) leaves an empty cgroup nobody will ever load
+/// again; the next container to leave that cgroup parent removes it, and
+/// the parent with it.
+#[test]
+fn lost_containers_cgroup_goes_with_the_next_container() {
+    let env = TestEnv::new("orphan_cgroup");
+    let lost = run_detached(&env, &[bb(), "sleep", "600"]);
+    let init = inspect(&env, &lost)["State"]["Pid"].as_i64().unwrap_or(0) as i32;
+    let shim = shim_pid(&env, &lost);
+    kill(Pid::from_raw(shim), Signal::SIGKILL).expect("kill shim");
+    assert!(wait_dead(shim, LONG), "shim survived SIGKILL");
+    assert!(wait_dead(init, LONG), "init outlived its shim");
+    let name = env.record(&lost)["name"].as_str().unwrap_or("").to_string();
+    fs::remove_dir_all(env.container_dir(&lost)).expect("remove the container's dir");
+    fs::remove_file(env.root().join("names").join(&name)).expect("remove its name");
+    assert!(
+        container_cgroups(&env).iter().any(|c| c.ends_with(&lost)),
+        "the lost container's cgroup is already gone: nothing to test"
+    );
+    env.run(&["run", "--rm", bb(), "true"]).expect_success();
+    let gone = poll_slow(LONG, || container_cgroups(&env).is_empty().then_some(()));
+    assert!(gone.is_some(), "left: {:?}", container_cgroups(&env));
+    env.finish();
+}

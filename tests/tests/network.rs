@@ -1027,6 +1027,11 @@ fn assert_released(env: &TestEnv) {
         !ns.can_connect(sock("127.0.0.1", 8080), Duration::from_secs(1)),
         "port 8080 still answers"
     );
+    // The default network's bridge and hind's nftables table were there
+    // for the container only: they go with the last one.
+    assert!(!ns.links().iter().any(|l| l == "hind0"), "{:?}", ns.links());
+    let tables = ns.run("nft", &["list", "tables"]);
+    assert!(!tables.stdout.contains("ip hind"), "{tables}");
 }
 
 #[test]

@@ -219,6 +219,8 @@ fn prune(layout: &Layout) -> anyhow::Result<i32> {
             super::remove_bridge(&n)?;
             lock.remove(&n.name)?;
             removed.push(n.name);
+        } else if super::unused_default(&n) {
+            super::remove_bridge(&n)?;
         } else if super::nft::available() {
             // Puts back the NAT rules of a network whose bridge exists,
             // should the ruleset have been flushed since.

@@ -486,7 +486,17 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<bool> {
     Ok(true)
 }
 
-/// Removes a network's bridge and rules (`network rm`).
+/// Whether `net` is the default network with no container left: its
+/// bridge and rules were made for its containers (a user network's belong
+/// to the network the user made), so they go with the last one and come
+/// back with the next, as Podman's default network does. Nothing of hind
+/// stays in the host's network once its containers are gone.
+fn unused_default(net: &Network) -> bool {
+    net.name == store::DEFAULT && net.leases.is_empty()
+}
+
+/// Removes a network's bridge and rules (`network rm`, and the default
+/// network's once unused).
 pub fn remove_bridge(net: &Network) -> Result<()> {
     if nft::available() {
         nft::remove_network(&net.bridge, (net.subnet.addr, net.subnet.prefix))?;
@@ -765,6 +775,9 @@ pub fn release(layout: &Layout, id: &str) -> Result<()> {
             if net.name != store::DEFAULT {
                 refresh_hosts(layout, &net, None);
             }
+        }
+        if unused_default(&net) {
+            remove_bridge(&net)?;
         }
     }
     result
