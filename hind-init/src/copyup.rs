@@ -148,6 +148,18 @@ fn copy_dir(src: RawFd, dst: RawFd, at: &Path) -> Result<()> {
 }
 
 /// Copies one entry `name` of `src` into `dst`; `path` names it in errors.
+/// Gives the entry `name` in `dst` the owner `owner`, never following it
+/// if it is a symlink.
+fn chown_entry(dst: RawFd, name: &Path, owner: (Option<Uid>, Option<Gid>)) -> nix::Result<()> {
+    fchownat(
+        Some(dst),
+        name,
+        owner.0,
+        owner.1,
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+}
+
 fn copy_entry(src: RawFd, dst: RawFd, name: &Path, path: &Path) -> Result<()> {
     let read = |e| Error::Read(path.into(), e);
     let create = |e| Error::Create(path.into(), e);
@@ -194,14 +206,7 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &Path, path: &Path) -> Result<()> {
         SFlag::S_IFLNK => {
             let target = nix::fcntl::readlinkat(Some(src), name).map_err(read)?;
             symlinkat(target.as_os_str(), Some(dst), name).map_err(create)?;
-            fchownat(
-                Some(dst),
-                name,
-                owner.0,
-                owner.1,
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(create)?;
+            chown_entry(dst, name, owner).map_err(create)?;
             utimensat(
                 Some(dst),
                 name,
@@ -214,14 +219,7 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &Path, path: &Path) -> Result<()> {
         SFlag::S_IFIFO | SFlag::S_IFCHR | SFlag::S_IFBLK => {
             let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
             mknodat(Some(dst), name, kind, perm, st.st_rdev).map_err(create)?;
-            fchownat(
-                Some(dst),
-                name,
-                owner.0,
-                owner.1,
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(create)?;
+            chown_entry(dst, name, owner).map_err(create)?;
             // mknodat applied the umask; the node was just made, so this
             // names it and no symlink.
             fchmodat(Some(dst), name, perm, FchmodatFlags::FollowSymlink).map_err(create)?;

@@ -189,9 +189,6 @@ pub struct NetworkRecord {
     pub prefix_len: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Ipv4Addr>,
-    /// The host end of the veth pair.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub veth: Option<String>,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
     #[serde(default)]

@@ -368,7 +368,6 @@ pub fn attach(layout: &Layout, id: &str) -> Result<()> {
     net_rec.ip = Some(ip);
     net_rec.prefix_len = net.subnet.prefix;
     net_rec.gateway = Some(net.gateway);
-    net_rec.veth = Some(veth_name(id));
     // Saved before the kernel work, so a failure below is undone by
     // release() from what the record says.
     record::update(&dir, |r| r.network = Some(net_rec.clone()))?;
@@ -694,17 +693,18 @@ fn reclaim_stale(layout: &Layout, net: &mut Network) {
     let stale: Vec<(Ipv4Addr, String)> = net
         .leases
         .iter()
-        .filter(|(_, l)| !layout.container(&l.container).join(record_file()).exists())
+        .filter(|(_, l)| {
+            !layout
+                .container(&l.container)
+                .join(protocol::paths::RECORD)
+                .exists()
+        })
         .map(|(ip, l)| (*ip, l.container.clone()))
         .collect();
     for (ip, id) in stale {
         let _ = release_kernel(layout, &id, Some(ip), None);
         net.leases.remove(&ip);
     }
-}
-
-fn record_file() -> &'static str {
-    protocol::paths::RECORD
 }
 
 /// Removes the published ports pointing at `ip`, the veth pair and the
