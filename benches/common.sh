@@ -42,10 +42,11 @@ bench_ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
 # (named by names) RUNS times after 3 warm-ups: with hyperfine unless it is
 # missing or HIND_BENCH_LOOP is set, else in a shell loop timed with
 # `date +%s%N`. Sets results to "NAME MEAN_MS MEDIAN_MS" per command, in
-# order, and bench_how to the method.
+# order, stddevs to each one's standard deviation (ms, sample), and
+# bench_how to the method.
 bench_latency() {
     local work=$1 runs=$2 i r t0 t1 samples line args=()
-    results=()
+    results=() stddevs=()
     if command -v hyperfine >/dev/null && [[ -z ${HIND_BENCH_LOOP:-} ]]; then
         for i in "${!cmds[@]}"; do
             args+=(--command-name "${names[$i]}" "${cmds[$i]}")
@@ -53,11 +54,13 @@ bench_latency() {
         hyperfine -N --warmup 3 --runs "$runs" \
             --export-json "$work/hyperfine.json" "${args[@]}"
         # One result object per command, in order: pull mean and median (s).
-        local means medians
+        local means medians sds
         mapfile -t means < <(grep -o '"mean": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
         mapfile -t medians < <(grep -o '"median": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
+        mapfile -t sds < <(grep -o '"stddev": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
         for i in "${!cmds[@]}"; do
             results+=("${names[$i]} $(bench_ms "${means[$i]}") $(bench_ms "${medians[$i]}")")
+            stddevs+=("$(bench_ms "${sds[$i]:-0}")")
         done
         bench_how=hyperfine
         return
@@ -73,12 +76,14 @@ bench_latency() {
             echo $((t1 - t0)) >>"$samples"
         done
         line=$(sort -n "$samples" | awk '
-            { v[NR] = $1; sum += $1 }
+            { v[NR] = $1; sum += $1; sq += $1 * $1 }
             END {
                 med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                printf "%.2f %.2f", sum / NR / 1e6, med / 1e6
+                var = NR > 1 ? (sq - sum * sum / NR) / (NR - 1) : 0
+                printf "%.2f %.2f %.2f", sum / NR / 1e6, med / 1e6, sqrt(var > 0 ? var : 0) / 1e6
             }')
-        results+=("${names[$i]} $line")
+        results+=("${names[$i]} ${line% *}")
+        stddevs+=("${line##* }")
     done
     bench_how="shell loop"
 }

@@ -6,15 +6,17 @@
 
 pub mod copyup;
 pub mod exec;
+pub mod hooks;
 pub mod process;
 pub mod rootfs;
 pub mod sys;
 
-use std::os::fd::FromRawFd;
-use std::os::unix::net::UnixStream;
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 
-use protocol::init::{FromInit, InitConfig, ToInit, INIT_SOCKET_FD};
+use protocol::init::{FromInit, InitConfig, ToInit, INIT_SOCKET_ENV, INIT_SOCKET_FD};
 use protocol::{frame, EXIT_ENGINE};
+use sendfd::RecvWithFd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,6 +35,14 @@ pub enum Error {
     Process(#[from] process::Error),
     #[error(transparent)]
     Exec(#[from] exec::Error),
+    #[error("receive the start socket")]
+    RecvListener(#[source] std::io::Error),
+    #[error("the start socket did not come with its message")]
+    NoListener,
+    #[error("wait for `start` on the start socket")]
+    Accept(#[source] std::io::Error),
+    #[error(transparent)]
+    Hook(#[from] hooks::Error),
 }
 
 impl Error {
@@ -58,9 +68,14 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 }
 
 pub fn main() {
-    // SAFETY: fd 3 is the init socket the shim placed there for us; nothing
+    // Where the socket is: 3, or after the fds preserved for the command.
+    let fd: RawFd = std::env::var(INIT_SOCKET_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(INIT_SOCKET_FD);
+    // SAFETY: the shim placed the init socket at this fd for us; nothing
     // else in this process owns it.
-    let mut sock = unsafe { UnixStream::from_raw_fd(INIT_SOCKET_FD) };
+    let mut sock = unsafe { UnixStream::from_raw_fd(fd) };
     let _ = nix::sys::prctl::set_name(c"hind-init");
     let err = match run(&mut sock) {
         Ok(never) => match never {},
@@ -78,6 +93,8 @@ pub fn main() {
 }
 
 fn run(sock: &mut UnixStream) -> Result<std::convert::Infallible, Error> {
+    // Everything before the command's exec talks over `sock`; a detached
+    // create swaps in the connection of `start` for the last exchange.
     // Until it execs the user's command this process is hind's code inside
     // the container's pid namespace. Non-dumpable, it cannot be ptraced by
     // the container and its /proc/PID/{exe,fd,cwd,root,mem,environ} cannot
@@ -98,17 +115,65 @@ fn run(sock: &mut UnixStream) -> Result<std::convert::Infallible, Error> {
     rootfs::setup(&cfg)?;
     let prepared = process::prepare(&cfg, sock)?;
     frame::write(sock, &FromInit::Created).map_err(|e| process::Error::Report(Box::new(e)))?;
-    match frame::read(sock) {
-        Ok(ToInit::Start) => {}
-        // The shim is gone or gave up: there is nobody to supervise us.
-        Err(frame::Error::Closed) => std::process::exit(EXIT_ENGINE),
-        Ok(other) => {
+    match read_with_fd(sock)? {
+        (ToInit::Start, _) => {}
+        (ToInit::Detach, Some(listener)) => {
+            // `hind-runc create` has exited; `hind-runc start` connects
+            // here. Its connection replaces the creator's socket, so the
+            // exec (close-on-exec) or a failure is reported to `start`.
+            let (conn, _) = listener.accept().map_err(Error::Accept)?;
+            drop(listener);
+            *sock = conn;
+            match frame::read(sock) {
+                Ok(ToInit::Start) => {}
+                Ok(other) => {
+                    return Err(Error::UnexpectedMessage {
+                        expected: "Start",
+                        received: format!("{other:?}"),
+                    })
+                }
+                Err(frame::Error::Closed) => std::process::exit(EXIT_ENGINE),
+                Err(e) => return Err(Error::ReadConfig(e)),
+            }
+        }
+        (ToInit::Detach, None) => return Err(Error::NoListener),
+        (other, _) => {
             return Err(Error::UnexpectedMessage {
                 expected: "Start",
                 received: format!("{other:?}"),
             })
         }
-        Err(e) => return Err(Error::ReadConfig(e)),
     }
+    hooks::run_all(
+        "startContainer",
+        &cfg.hooks.start_container,
+        &cfg.hooks.start_state,
+    )?;
     Ok(process::exec(prepared)?)
+}
+
+/// Reads one frame, and the fd sent along with it (a listener), if any.
+fn read_with_fd(sock: &mut UnixStream) -> Result<(ToInit, Option<UnixListener>), Error> {
+    let mut dec = frame::Decoder::default();
+    let mut listener = None;
+    let mut buf = [0u8; 512];
+    loop {
+        if let Some(m) = dec.next_frame().map_err(Error::ReadConfig)? {
+            return Ok((m, listener));
+        }
+        let mut fds: [RawFd; 1] = [-1];
+        let (n, nfds) = sock
+            .recv_with_fd(&mut buf, &mut fds)
+            .map_err(Error::RecvListener)?;
+        if nfds > 0 {
+            // SAFETY: the kernel just installed this fd in our table and
+            // nothing else refers to it.
+            listener = Some(unsafe { UnixListener::from_raw_fd(fds[0]) });
+        }
+        if n == 0 {
+            // The shim is gone or gave up: nobody supervises us.
+            std::process::exit(EXIT_ENGINE);
+        }
+        dec.feed(&buf[..n]);
+    }
 }

@@ -61,6 +61,8 @@ pub enum Error {
     NoNewPrivs(#[source] nix::Error),
     #[error("load the seccomp filter")]
     Seccomp(#[source] io::Error),
+    #[error("set {0} {1:?}")]
+    Label(&'static str, String, #[source] io::Error),
     #[error("mark fds close-on-exec")]
     Cloexec(#[source] io::Error),
     #[error("no command given")]
@@ -98,6 +100,10 @@ pub struct Prepared {
     env: Vec<CString>,
     /// A seccomp filter left for [`exec`] to load (with no_new_privs).
     seccomp: Option<SeccompFilter>,
+    kill_with_parent: bool,
+    preserve_fds: u32,
+    apparmor_profile: Option<String>,
+    selinux_label: Option<String>,
 }
 
 pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
@@ -171,7 +177,14 @@ pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
         };
         let (eff, prm, inh) = (have(&c.effective), have(&c.permitted), have(&c.inheritable));
         sys::capset(&eff, &prm, &inh).map_err(|e| Error::Caps("set capabilities", e))?;
-        for cap in &c.ambient {
+        // The kernel raises an ambient capability only if it is both
+        // permitted and inheritable (capabilities(7)); a spec listing one
+        // that is not (runc's template does) gets the rest, as with runc.
+        for cap in c
+            .ambient
+            .iter()
+            .filter(|c| prm.contains(c) && inh.contains(c))
+        {
             sys::raise_ambient(*cap).map_err(|e| Error::Caps("raise ambient capability", e))?;
         }
         let _ = nix::sys::prctl::set_keepcaps(false);
@@ -211,6 +224,10 @@ pub fn prepare(cfg: &InitConfig, sock: &UnixStream) -> Result<Prepared> {
         args,
         env,
         seccomp: late_seccomp,
+        kill_with_parent: p.kill_with_parent,
+        preserve_fds: p.preserve_fds,
+        apparmor_profile: p.apparmor_profile.clone(),
+        selinux_label: p.selinux_label.clone(),
     })
 }
 
@@ -292,7 +309,9 @@ fn setup_pty(size: Option<(u16, u16)>, sock: &UnixStream) -> Result<()> {
 pub fn exec(p: Prepared) -> Result<std::convert::Infallible> {
     // setuid cleared the parent-death signal; set it again so a killed
     // shim takes the container down with it.
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if p.kill_with_parent {
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    }
     // Rust ignores SIGPIPE and the shim's mask may block signals; both
     // would be inherited across execve and break ordinary programs.
     for s in Signal::iterator() {
@@ -302,7 +321,19 @@ pub fn exec(p: Prepared) -> Result<std::convert::Infallible> {
         }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    sys::cloexec_from(3).map_err(Error::Cloexec)?;
+    // Nothing of init's reaches the command but stdio and the fds the
+    // caller asked to preserve (3 .. 3+N).
+    sys::cloexec_from(3 + p.preserve_fds).map_err(Error::Cloexec)?;
+    // The LSM labels apply from the execve on (attr/exec).
+    if let Some(profile) = &p.apparmor_profile {
+        fs::write("/proc/self/attr/apparmor/exec", format!("exec {profile}"))
+            .or_else(|_| fs::write("/proc/self/attr/exec", format!("exec {profile}")))
+            .map_err(|e| Error::Label("AppArmor profile", profile.clone(), e))?;
+    }
+    if let Some(label) = &p.selinux_label {
+        fs::write("/proc/self/attr/exec", label)
+            .map_err(|e| Error::Label("SELinux label", label.clone(), e))?;
+    }
     // The very last step: from here on only execve (and, if it fails,
     // reporting over the init socket and exit) runs under the filter.
     if let Some(f) = &p.seccomp {

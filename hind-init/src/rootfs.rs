@@ -64,6 +64,10 @@ pub enum Error {
     Loopback(#[source] io::Error),
     #[error("set hostname {0:?}")]
     Hostname(String, #[source] nix::Error),
+    #[error("set domainname {0:?}")]
+    Domainname(String, #[source] io::Error),
+    #[error(transparent)]
+    Hook(Box<crate::hooks::Error>),
     #[error("pivot_root into {0}")]
     PivotRoot(PathBuf, #[source] nix::Error),
     #[error("detach the old root")]
@@ -130,6 +134,18 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
     if let Some(h) = &cfg.hostname {
         sethostname(h).map_err(|e| Error::Hostname(h.clone(), e))?;
     }
+    if let Some(d) = &cfg.domainname {
+        sys::setdomainname(d).map_err(|e| Error::Domainname(d.clone(), e))?;
+    }
+    // OCI createContainer hooks: in the container's namespaces with its
+    // mounts in place, but before pivot_root, so their paths are the
+    // runtime's (config.md, "createContainer Hooks").
+    crate::hooks::run_all(
+        "createContainer",
+        &cfg.hooks.create_container,
+        &cfg.hooks.create_state,
+    )
+    .map_err(|e| Error::Hook(Box::new(e)))?;
 
     enter_root(root)?;
     // Masks, read-only paths and sysctls below are paths in /proc: they
@@ -365,6 +381,13 @@ fn mount_one(root: &Path, root_fd: &OwnedFd, m: &Mount) -> Result<()> {
     if matches!(m.kind.as_str(), "proc" | "sysfs") {
         check_pseudo_fs_dest(root, &m.destination).map_err(bad)?;
     }
+    if m.kind == "cgroup" {
+        return mount_cgroup(root, root_fd, rel, m).map_err(|e| Error::Mount {
+            kind: m.kind.clone(),
+            target: m.destination.clone(),
+            source: e,
+        });
+    }
     if m.copy_up {
         // Docker's copy-up: a new, empty volume first gets what the image
         // has at its destination, read inside the root (see copyup.rs),
@@ -421,6 +444,143 @@ fn mount_one(root: &Path, root_fd: &OwnedFd, m: &Mount) -> Result<()> {
         .map_err(err)?;
     }
     Ok(())
+}
+
+/// The cgroup filesystem at `m.destination`, as the host lays it out: a
+/// cgroup2 mount on a unified host; on a v1 or hybrid host a tmpfs holding
+/// one mount per v1 hierarchy (and `unified` for a hybrid host's cgroup2),
+/// named as on the host. Mounted after init entered its cgroup namespace,
+/// each shows the container's own cgroup as its root (cgroup_namespaces(7)).
+fn mount_cgroup(root: &Path, root_fd: &OwnedFd, rel: &Path, m: &Mount) -> nix::Result<()> {
+    let flags = MsFlags::from_bits_truncate(m.flags)
+        & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    let fd = open_target(root_fd, rel, false).map_err(io_errno)?;
+    let on = fd_path(&fd);
+    let host = Path::new("/sys/fs/cgroup");
+    if host.join("cgroup.controllers").exists() {
+        return match mount(Some("cgroup2"), &on, Some("cgroup2"), flags, NONE) {
+            Err(nix::Error::EPERM) => bind_own_cgroup(host, "", &on, flags),
+            r => r,
+        };
+    }
+    mount(
+        Some("tmpfs"),
+        &on,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )?;
+    let dir = resolve_in_root(root, &m.destination).map_err(io_errno)?;
+    // The host's hierarchies, from its mount table (still visible here,
+    // before pivot_root): fs type cgroup (v1, with its controllers as
+    // options) or cgroup2 (a hybrid host's unified tree).
+    let table = fs::read_to_string("/proc/self/mountinfo").map_err(io_errno)?;
+    for line in table.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split_whitespace();
+        let (Some(fstype), Some(_src), Some(opts)) = (post.next(), post.next(), post.next()) else {
+            continue;
+        };
+        let Some(point) = pre.split_whitespace().nth(4).map(Path::new) else {
+            continue;
+        };
+        let Some(name) = point
+            .strip_prefix(host)
+            .ok()
+            .filter(|n| n.components().count() == 1)
+        else {
+            continue;
+        };
+        let target = dir.join(name);
+        fs::create_dir_all(&target).map_err(io_errno)?;
+        match fstype {
+            "cgroup" => {
+                let data: Vec<&str> = opts
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro"))
+                    .collect();
+                let made = mount(
+                    Some("cgroup"),
+                    &target,
+                    Some("cgroup"),
+                    flags,
+                    Some(data.join(",").as_str()),
+                );
+                match made {
+                    Err(nix::Error::EPERM) => {
+                        bind_own_cgroup(point, &name.to_string_lossy(), &target, flags)?
+                    }
+                    r => r?,
+                }
+                // Co-mounted controllers are also reachable by each name
+                // (`cpu -> cpu,cpuacct`), as on the host.
+                let n = name.to_string_lossy();
+                for part in n.split(',').filter(|_| n.contains(',')) {
+                    let link = dir.join(part);
+                    if fs::symlink_metadata(&link).is_err() {
+                        symlink(name, &link).map_err(io_errno)?;
+                    }
+                }
+            }
+            "cgroup2" => match mount(Some("cgroup2"), &target, Some("cgroup2"), flags, NONE) {
+                Err(nix::Error::EPERM) => bind_own_cgroup(point, "", &target, flags)?,
+                r => r?,
+            },
+            _ => {}
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let re = MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
+        mount(NONE, &dir, NONE, re, NONE)?;
+    }
+    Ok(())
+}
+
+/// Where a new cgroup filesystem cannot be mounted (a user namespace
+/// without its own cgroup namespace), binds the container's own cgroup
+/// dir of the hierarchy mounted at `point` instead: `controllers` as
+/// /proc/self/cgroup names them ("" for cgroup2).
+fn bind_own_cgroup(
+    point: &Path,
+    controllers: &str,
+    target: &Path,
+    flags: MsFlags,
+) -> nix::Result<()> {
+    let own = fs::read_to_string("/proc/self/cgroup").map_err(io_errno)?;
+    let path = own
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            let c = c.strip_prefix("name=").unwrap_or(c);
+            let want = controllers.strip_prefix("name=").unwrap_or(controllers);
+            (c == want || (!want.is_empty() && c.split(',').eq(want.split(',')))).then_some(p)
+        })
+        .next()
+        .ok_or(nix::Error::ENOENT)?;
+    let src = point.join(path.trim_start_matches('/'));
+    mount(
+        Some(&src),
+        target,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )?;
+    if !flags.is_empty() {
+        let re = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+        mount(NONE, target, NONE, re, NONE)?;
+    }
+    Ok(())
+}
+
+fn io_errno(e: io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// procfs and sysfs go only onto a directory that is one in the image, not
@@ -557,19 +717,43 @@ fn make_device(root: &Path, d: &Device) -> Result<()> {
         _ => SFlag::S_IFCHR,
     };
     let _ = fs::remove_file(&path);
-    mknod(
+    match mknod(
         &path,
         kind,
         Mode::from_bits_truncate(d.mode),
         makedev(d.major, d.minor),
-    )
-    .map_err(|e| Error::Device(path.clone(), e))?;
+    ) {
+        Ok(()) => {}
+        // In a user namespace mknod(2) is refused: bind the host's node of
+        // the same path instead, if it is that very device (runc does the
+        // same). Ownership then stays the host's.
+        Err(nix::Error::EPERM) if host_has_device(d) => {
+            fs::write(&path, b"").map_err(|e| Error::Create(path.clone(), e))?;
+            return mount(Some(&d.path), &path, NONE, MsFlags::MS_BIND, NONE)
+                .map_err(|e| Error::Device(path.clone(), e));
+        }
+        Err(e) => return Err(Error::Device(path.clone(), e)),
+    }
     chown(
         &path,
         Some(Uid::from_raw(d.uid)),
         Some(Gid::from_raw(d.gid)),
     )
     .map_err(|e| Error::Device(path.clone(), e))
+}
+
+/// Whether the host has a node at `d.path` that is the device `d` names.
+fn host_has_device(d: &Device) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fs::metadata(&d.path).is_ok_and(|m| {
+        let ft = m.file_type();
+        let kind_ok = match d.kind {
+            'b' => ft.is_block_device(),
+            'p' => ft.is_fifo(),
+            _ => ft.is_char_device(),
+        };
+        kind_ok && (d.kind == 'p' || m.rdev() == makedev(d.major, d.minor))
+    })
 }
 
 /// Makes `root` the new `/` and drops every reference to the host's tree.

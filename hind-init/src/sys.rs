@@ -237,3 +237,14 @@ pub fn set_seccomp_filter(program: &[u8], flags: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// setdomainname(2) (nix has only sethostname).
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which the
+    // kernel only reads.
+    let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

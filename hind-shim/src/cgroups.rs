@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use libcgroups::common::{
     create_cgroup_manager, get_cgroup_setup, AnyCgroupManager, CgroupConfig, CgroupManager,
-    CgroupSetup, ControllerOpt, DEFAULT_CGROUP_ROOT,
+    CgroupSetup, ControllerOpt, FreezerState, DEFAULT_CGROUP_ROOT,
 };
 use libcgroups::v1::util::{get_subsystem_mount_point, list_supported_mount_points};
 use libcgroups::v1::ControllerType;
@@ -36,6 +36,10 @@ pub enum Error {
     Apply(PathBuf, String),
     #[error("remove cgroup {0}: {1}")]
     Remove(PathBuf, String),
+    #[error("freeze or thaw cgroup {0}: {1}")]
+    Freeze(PathBuf, String),
+    #[error("list the processes of cgroup {0}: {1}")]
+    Pids(PathBuf, String),
     #[error("restrict the devices of cgroup {0}")]
     Devices(PathBuf, #[source] crate::devices_bpf::Error),
 }
@@ -46,6 +50,8 @@ pub struct Cgroup {
     path: PathBuf,
     unified: bool,
     manager: AnyCgroupManager,
+    /// Remove the parent too once it is empty (see [`Cgroup::remove`]).
+    prune_parent: bool,
 }
 
 /// The whole source chain of a libcgroups error on one line (its error
@@ -81,7 +87,15 @@ impl Cgroup {
             path: path.to_path_buf(),
             unified,
             manager,
+            prune_parent: true,
         })
+    }
+
+    /// Leaves the parent alone on removal: a cgroup path the caller chose
+    /// (`hind-runc`) may sit under a parent that is not hind's to prune.
+    pub fn keep_parent(mut self) -> Cgroup {
+        self.prune_parent = false;
+        self
     }
 
     /// Moves `pid` in (creating the cgroup) and applies `resources`. On
@@ -222,6 +236,54 @@ impl Cgroup {
             .unwrap_or(false)
     }
 
+    /// Applies new `resources` to a cgroup that has processes already
+    /// (`hind-runc update`).
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        let opt = ControllerOpt {
+            resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        self.manager
+            .apply(&opt)
+            .map_err(|e| Error::Apply(self.path.clone(), chain(&e)))
+    }
+
+    /// Freezes (`true`) or thaws every process of the cgroup.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let state = if frozen {
+            FreezerState::Frozen
+        } else {
+            FreezerState::Thawed
+        };
+        self.manager
+            .freeze(state)
+            .map_err(|e| Error::Freeze(self.path.clone(), chain(&e)))
+    }
+
+    /// Whether the cgroup is frozen (v1 freezer.state, v2 cgroup.freeze).
+    pub fn frozen(&self) -> bool {
+        let rel = self.path.strip_prefix("/").unwrap_or(&self.path);
+        if self.unified {
+            let f = Path::new(DEFAULT_CGROUP_ROOT)
+                .join(rel)
+                .join("cgroup.freeze");
+            return fs::read_to_string(f).is_ok_and(|s| s.trim() == "1");
+        }
+        get_subsystem_mount_point(&ControllerType::Freezer)
+            .ok()
+            .and_then(|m| fs::read_to_string(m.join(rel).join("freezer.state")).ok())
+            .is_some_and(|s| s.trim() != "THAWED")
+    }
+
+    /// Every process in the cgroup.
+    pub fn pids(&self) -> Result<Vec<Pid>> {
+        self.manager
+            .get_all_pids()
+            .map_err(|e| Error::Pids(self.path.clone(), chain(&e)))
+    }
+
     /// Kills what is left in the cgroup, removes it, then its parent when
     /// that became empty (so the host keeps no trace of hind once its last
     /// container is gone; a concurrent create handles the race by retrying).
@@ -229,7 +291,9 @@ impl Cgroup {
         self.manager
             .remove()
             .map_err(|e| Error::Remove(self.path.clone(), chain(&e)))?;
-        protocol::cgroupfs::prune_parent(&self.path);
+        if self.prune_parent {
+            protocol::cgroupfs::prune_parent(&self.path);
+        }
         Ok(())
     }
 }

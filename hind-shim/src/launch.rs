@@ -13,7 +13,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use protocol::frame;
-use protocol::init::{ExecConfig, FromInit, InitConfig, ToInit, INIT_SOCKET_FD};
+use protocol::init::{ExecConfig, FromInit, InitConfig, ToInit, INIT_SOCKET_ENV, INIT_SOCKET_FD};
 use protocol::EXIT_ENGINE;
 use sendfd::RecvWithFd;
 
@@ -29,6 +29,10 @@ pub enum Error {
     OpenNamespace(PathBuf, #[source] io::Error),
     #[error("namespace {0} is not a {1} namespace")]
     NotNamespace(PathBuf, &'static str),
+    #[error("join namespace {0}")]
+    Setns(PathBuf, #[source] io::Error),
+    #[error("write {0}")]
+    IdMap(PathBuf, #[source] io::Error),
     #[error("clone the container init into new namespaces")]
     Clone(#[source] io::Error),
     #[error(transparent)]
@@ -116,10 +120,32 @@ pub struct Created {
 struct ExecArgs {
     /// The sealed copy of hind-init to execute (see [`memfd`]).
     exe: RawFd,
-    /// Namespaces to join with setns(2) (fd, type) before anything else.
+    /// Namespaces to join with setns(2) (fd, type) before anything else,
+    /// a user namespace first.
     join: Vec<(RawFd, libc::c_int)>,
+    /// fds handed to init as 3, 4, ... (`--preserve-fds`); init's socket
+    /// follows them.
+    preserve: Vec<RawFd>,
+    /// PR_SET_PDEATHSIG: the container dies with the process cloning it.
+    kill_with_parent: bool,
+    /// For a new user namespace: a pipe to read one byte from before going
+    /// on, written once the parent has set the id maps (-1: none).
+    maps_ready: RawFd,
     argv: [*const libc::c_char; 2],
-    envp: [*const libc::c_char; 1],
+    envp: Vec<*const libc::c_char>,
+    /// Room for the child's fd shuffle, allocated here: the child must not
+    /// allocate.
+    scratch: Vec<RawFd>,
+}
+
+/// How a container's init is started, beyond what the bundle says.
+#[derive(Default)]
+pub struct Options {
+    /// Kill init when its parent dies (the shim's containers); off when
+    /// the caller supervises (`hind-runc`).
+    pub kill_with_parent: bool,
+    /// fds init and then the command get as 3, 4, ... (`--preserve-fds`).
+    pub preserve: Vec<RawFd>,
 }
 
 /// `_IO(0xb7, 0x3)` from linux/nsfs.h.
@@ -130,13 +156,13 @@ fn ns_name(flag: CloneFlags) -> &'static str {
         CloneFlags::CLONE_NEWNET => "network",
         CloneFlags::CLONE_NEWIPC => "ipc",
         CloneFlags::CLONE_NEWUTS => "uts",
+        CloneFlags::CLONE_NEWPID => "pid",
+        CloneFlags::CLONE_NEWNS => "mount",
+        CloneFlags::CLONE_NEWUSER => "user",
+        CloneFlags::CLONE_NEWCGROUP => "cgroup",
         _ => "requested",
     }
 }
-
-/// Where the child keeps the sealed hind-init while it execs it: the first
-/// fd after the init socket, close-on-exec, so hind-init never holds it.
-const EXE_FD: RawFd = INIT_SOCKET_FD + 1;
 
 pub fn init_path() -> PathBuf {
     std::env::current_exe()
@@ -149,16 +175,63 @@ pub fn init_path() -> PathBuf {
 /// Clones init, joins it to `cgroup`, sends the config and returns once
 /// init reports it is ready to exec. On any failure init is killed and
 /// reaped and the cgroup removed.
-pub fn create(bundle: &Bundle, cgroup: &Cgroup, stdio: ChildStdio, init: &Path) -> Result<Created> {
-    // Limits are in place before init exists; on v1 init joins by itself.
-    let join = cgroup.prepare(&bundle.resources)?;
+pub fn create(
+    bundle: &Bundle,
+    cgroup: &Cgroup,
+    stdio: ChildStdio,
+    init: &Path,
+    opts: &Options,
+) -> Result<Created> {
+    let spawned = spawn(bundle, cgroup, stdio, init, opts)?;
+    let cfg = bundle.init.clone();
+    configure(spawned, cfg, cgroup)
+}
+
+/// An init cloned into its namespaces and cgroup, waiting for its config.
+pub struct Spawned {
+    pub pid: Pid,
+    sock: UnixStream,
+    /// v1 `tasks` files init writes itself into (see [`Cgroup::prepare`]).
+    cgroup_join: Vec<PathBuf>,
+}
+
+impl Spawned {
+    /// Kills and reaps init and removes the cgroup: the way out when
+    /// something between [`spawn`] and [`configure`] failed.
+    pub fn abort(self, cgroup: &Cgroup) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+        let _ = cgroup.remove();
+    }
+}
+
+/// The first half of [`create`]: init exists in its namespaces (joined or
+/// new, with its user namespace's id maps written) and its cgroup, and
+/// waits for its config. The OCI prestart and createRuntime hooks run at
+/// this point.
+pub fn spawn(
+    bundle: &Bundle,
+    cgroup: &Cgroup,
+    stdio: ChildStdio,
+    init: &Path,
+    opts: &Options,
+) -> Result<Spawned> {
+    let userns = bundle.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
+    // Limits are in place before init exists; on v1 init joins by itself,
+    // except from a new user namespace, where the host's cgroup files are
+    // not its to write: then this process moves it, as on v2.
+    let join = if userns {
+        None
+    } else {
+        cgroup.prepare(&bundle.resources)?
+    };
     let (parent_sock, child_sock) = UnixStream::pair().map_err(Error::SocketPair)?;
     // A fresh copy per container: init is the container's process until
     // it execs the user's command (runc CVE-2019-5736).
     let exe = SealedExe::copy_of(init)?;
     // Opened here, not in the child: the child may only make
     // async-signal-safe calls, and an error here has a path to report.
-    let join_fds = bundle
+    let mut join_fds = bundle
         .join
         .iter()
         .map(|(flag, path)| {
@@ -170,40 +243,114 @@ pub fn create(bundle: &Bundle, cgroup: &Cgroup, stdio: ChildStdio, init: &Path) 
             if kind != flag.bits() {
                 return Err(Error::NotNamespace(path.clone(), ns_name(*flag)));
             }
-            Ok((OwnedFd::from(f), flag.bits()))
+            Ok((OwnedFd::from(f), *flag))
         })
         .collect::<Result<Vec<_>>>()?;
-    let name = c"hind-init";
-    let exec = ExecArgs {
-        argv: [name.as_ptr(), std::ptr::null()],
-        envp: [std::ptr::null()],
-        exe: exe.as_raw_fd(),
-        join: join_fds
+    // A pid namespace is entered by the parent: setns(2) of one changes
+    // only where the caller's next children go (pid_namespaces(7)), and
+    // init must be born in it.
+    if let Some(i) = join_fds
+        .iter()
+        .position(|(_, f)| *f == CloneFlags::CLONE_NEWPID)
+    {
+        let (fd, _) = join_fds.remove(i);
+        let path = bundle
+            .join
             .iter()
-            .map(|(fd, t)| (fd.as_raw_fd(), *t))
+            .find(|(f, _)| *f == CloneFlags::CLONE_NEWPID)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
+        nix::sched::setns(&fd, CloneFlags::CLONE_NEWPID)
+            .map_err(|e| Error::Setns(path, e.into()))?;
+    }
+    // The user namespace first: the others are joined with the
+    // privileges it gives.
+    join_fds.sort_by_key(|(_, f)| *f != CloneFlags::CLONE_NEWUSER);
+    let mut exec = ExecArgs::new(
+        &exe,
+        join_fds
+            .iter()
+            .map(|(fd, t)| (fd.as_raw_fd(), t.bits()))
             .collect(),
+        opts,
+    );
+    let maps_pipe = if userns {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::SocketPair(e.into()))?;
+        exec.maps_ready = r.as_raw_fd();
+        Some((r, w))
+    } else {
+        None
     };
-    let pid = clone_init(bundle.clone_flags, &stdio, child_sock.as_raw_fd(), &exec)?;
+    let pid = clone_init(bundle.clone_flags, &stdio, child_sock.as_raw_fd(), exec)?;
     // The child has its own fd for it; the pages go when it stops executing it.
     drop(exe);
     drop(join_fds);
     drop(child_sock);
     drop(stdio);
 
+    let spawned = Spawned {
+        pid,
+        sock: parent_sock,
+        cgroup_join: join.clone().unwrap_or_default(),
+    };
+    let prepared = (|| {
+        if let Some((r, w)) = maps_pipe {
+            drop(r);
+            write_id_maps(pid, bundle)?;
+            // Go: the child becomes root of its namespace and execs.
+            let _ = nix::unistd::write(&w, &[1]);
+        }
+        if join.is_none() {
+            cgroup.enter(pid.as_raw(), &bundle.resources)?;
+        }
+        Ok(())
+    })();
+    match prepared {
+        Ok(()) => Ok(spawned),
+        Err(e) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let status = waitpid(pid, None);
+            let _ = cgroup.remove();
+            Err(died(e, "the container", status))
+        }
+    }
+}
+
+/// Writes the user namespace's uid and gid maps of `pid`, which init
+/// waits for (it reads its config only after). Without maps, ids inside
+/// would all be the overflow id.
+fn write_id_maps(pid: Pid, bundle: &Bundle) -> Result<()> {
+    for (file, maps) in [
+        ("uid_map", &bundle.uid_mappings),
+        ("gid_map", &bundle.gid_mappings),
+    ] {
+        if maps.is_empty() {
+            continue;
+        }
+        let text: String = maps
+            .iter()
+            .map(|(inside, outside, len)| format!("{inside} {outside} {len}\n"))
+            .collect();
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        // One write(2) with every line: the kernel takes a map only whole.
+        std::fs::write(&path, text).map_err(|e| Error::IdMap(path, e))?;
+    }
+    Ok(())
+}
+
+/// The second half of [`create`]: hands `cfg` to the waiting init and
+/// returns once init has done everything up to the exec.
+pub fn configure(spawned: Spawned, mut cfg: InitConfig, cgroup: &Cgroup) -> Result<Created> {
+    let pid = spawned.pid;
     let fail = |e: Error| -> Error {
         let _ = kill(pid, Signal::SIGKILL);
         let status = waitpid(pid, None);
         let _ = cgroup.remove();
         died(e, "the container", status)
     };
-    if join.is_none() {
-        if let Err(e) = cgroup.enter(pid.as_raw(), &bundle.resources) {
-            return Err(fail(e.into()));
-        }
-    }
-    let mut cfg = bundle.init.clone();
-    cfg.cgroup_join = join.unwrap_or_default();
-    handshake(parent_sock, &cfg, pid).map_err(fail)
+    cfg.cgroup_join = spawned.cgroup_join;
+    handshake(spawned.sock, &cfg, pid).map_err(fail)
 }
 
 fn handshake(mut sock: UnixStream, cfg: &InitConfig, pid: Pid) -> Result<Created> {
@@ -268,19 +415,18 @@ impl Receiver {
 /// Runs the setns helper for one `hind exec` and walks the process it
 /// forks inside the container up to its exec. Returns its pid (a child of
 /// this shim) and, with a terminal, its pty master.
-pub fn exec(cfg: &ExecConfig, stdio: ChildStdio, init: &Path) -> Result<(Pid, Option<OwnedFd>)> {
+pub fn exec(
+    cfg: &ExecConfig,
+    stdio: ChildStdio,
+    init: &Path,
+    opts: &Options,
+) -> Result<(Pid, Option<OwnedFd>)> {
     let (parent_sock, child_sock) = UnixStream::pair().map_err(Error::SocketPair)?;
     // The helper's fork runs hind-init inside the container's pid
     // namespace until its exec, so it too runs a sealed copy.
     let exe = SealedExe::copy_of(init)?;
-    let name = c"hind-init";
-    let args = ExecArgs {
-        argv: [name.as_ptr(), std::ptr::null()],
-        envp: [std::ptr::null()],
-        exe: exe.as_raw_fd(),
-        join: Vec::new(),
-    };
-    let helper = clone_init(CloneFlags::empty(), &stdio, child_sock.as_raw_fd(), &args)?;
+    let args = ExecArgs::new(&exe, Vec::new(), opts);
+    let helper = clone_init(CloneFlags::empty(), &stdio, child_sock.as_raw_fd(), args)?;
     drop(exe);
     drop(child_sock);
     drop(stdio);
@@ -349,21 +495,59 @@ pub fn start(created: &mut Created) -> Result<()> {
     }
 }
 
-fn clone_init(flags: CloneFlags, stdio: &ChildStdio, sock: RawFd, exec: &ExecArgs) -> Result<Pid> {
-    let raw = [
+impl ExecArgs {
+    fn new(exe: &SealedExe, join: Vec<(RawFd, libc::c_int)>, opts: &Options) -> ExecArgs {
+        let n = opts.preserve.len();
+        let envp = if n == 0 {
+            vec![std::ptr::null()]
+        } else {
+            // Leaked on purpose: a few bytes per container start, and the
+            // child reads it after clone.
+            let var =
+                std::ffi::CString::new(format!("{INIT_SOCKET_ENV}={}", INIT_SOCKET_FD + n as i32))
+                    .unwrap_or_default();
+            vec![var.into_raw().cast_const(), std::ptr::null()]
+        };
+        ExecArgs {
+            exe: exe.as_raw_fd(),
+            join,
+            preserve: opts.preserve.clone(),
+            kill_with_parent: opts.kill_with_parent,
+            maps_ready: -1,
+            argv: [c"hind-init".as_ptr(), std::ptr::null()],
+            envp,
+            scratch: vec![-1; n + 5],
+        }
+    }
+}
+
+fn clone_init(
+    flags: CloneFlags,
+    stdio: &ChildStdio,
+    sock: RawFd,
+    mut exec: ExecArgs,
+) -> Result<Pid> {
+    // Sources of the child's fds 0, 1, 2, the preserved ones, the init
+    // socket, then the executable (placed last, close-on-exec).
+    let mut sources: Vec<RawFd> = vec![
         stdio.stdin.as_raw_fd(),
         stdio.stdout.as_raw_fd(),
         stdio.stderr.as_raw_fd(),
     ];
+    sources.extend(&exec.preserve);
+    sources.push(sock);
+    sources.push(exec.exe);
+    let exe_fd = (sources.len() - 1) as RawFd;
     // SAFETY: the shim is single-threaded, and the child below only runs
     // async-signal-safe syscalls on data prepared above before execve.
     let ret = unsafe { hind_init::sys::clone_fork(flags.bits()) }.map_err(Error::Clone)?;
     if ret > 0 {
         return Ok(Pid::from_raw(ret));
     }
-    // Child. fds 0-4 may coincide with the sources, so first move the
-    // sources above them, then dup2 into place.
-    // SAFETY: only async-signal-safe calls on fds this process owns.
+    // Child. The targets 0..=exe_fd may coincide with the sources, so first
+    // move the sources above them, then dup2 into place.
+    // SAFETY: only async-signal-safe calls on fds this process owns, and
+    // writes into memory allocated before the clone.
     unsafe {
         // Join the given namespaces first, while their fds are still open
         // (the shuffle below may overwrite low fds). A namespace that
@@ -373,32 +557,50 @@ fn clone_init(flags: CloneFlags, stdio: &ChildStdio, sock: RawFd, exec: &ExecArg
                 libc::_exit(EXIT_ENGINE);
             }
         }
-        let mut hi = [0; 5];
-        for (i, fd) in raw.iter().chain([&sock, &exec.exe]).enumerate() {
-            hi[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
-            if hi[i] < 0 {
+        if exec.maps_ready >= 0 {
+            // In a new user namespace: wait for the parent to write its id
+            // maps, then become its root. Host root is not mapped there,
+            // so without this the exec below would run as the overflow
+            // uid and drop every capability (capabilities(7), "Effect of
+            // user ID changes on capabilities").
+            let mut b = 0u8;
+            if libc::read(exec.maps_ready, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(EXIT_ENGINE);
+            }
+            if libc::syscall(libc::SYS_setresgid, 0, 0, 0) < 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) < 0
+            {
                 libc::_exit(EXIT_ENGINE);
             }
         }
-        for (i, fd) in hi[..4].iter().enumerate() {
-            if libc::dup2(*fd, i as i32) < 0 {
+        let above = (exe_fd + 1).max(10);
+        for (i, fd) in sources.iter().enumerate() {
+            exec.scratch[i] = libc::fcntl(*fd, libc::F_DUPFD, above);
+            if exec.scratch[i] < 0 {
                 libc::_exit(EXIT_ENGINE);
             }
         }
-        if libc::dup3(hi[4], EXE_FD, libc::O_CLOEXEC) < 0 {
+        for i in 0..exe_fd {
+            if libc::dup2(exec.scratch[i as usize], i) < 0 {
+                libc::_exit(EXIT_ENGINE);
+            }
+        }
+        if libc::dup3(exec.scratch[exe_fd as usize], exe_fd, libc::O_CLOEXEC) < 0 {
             libc::_exit(EXIT_ENGINE);
         }
         // Nothing else of the shim's (control socket, log, clients) may
         // reach the container (runc CVE-2024-21626).
-        libc::syscall(libc::SYS_close_range, EXE_FD + 1, u32::MAX, 0);
-        // A shim killed with SIGKILL takes the container with it.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        // Execute the sealed copy by its fd, never the host's file. EXE_FD
-        // is close-on-exec, which is fine for an ELF binary (only a script
+        libc::syscall(libc::SYS_close_range, exe_fd + 1, u32::MAX, 0);
+        if exec.kill_with_parent {
+            // A shim killed with SIGKILL takes the container with it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        }
+        // Execute the sealed copy by its fd, never the host's file. It is
+        // close-on-exec, which is fine for an ELF binary (only a script
         // would need its fd to survive, as /dev/fd/N).
         libc::syscall(
             libc::SYS_execveat,
-            EXE_FD,
+            exe_fd,
             c"".as_ptr(),
             exec.argv.as_ptr(),
             exec.envp.as_ptr(),

@@ -15,6 +15,7 @@ pub mod devices_bpf;
 pub mod launch;
 pub mod logfile;
 pub mod memfd;
+pub mod runc;
 pub mod seccomp;
 pub mod spec;
 pub mod supervisor;
@@ -137,6 +138,13 @@ pub fn main() -> i32 {
 
 type Failure = (anyhow::Error, i32);
 
+/// A shim's containers and exec'd processes die with it: nothing else
+/// could supervise them.
+const SHIM_OPTIONS: launch::Options = launch::Options {
+    kill_with_parent: true,
+    preserve: Vec::new(),
+};
+
 fn engine<E: Into<anyhow::Error>>(e: E) -> Failure {
     (e.into(), EXIT_ENGINE)
 }
@@ -242,11 +250,17 @@ fn start_once(
 ) -> Result<(nix::unistd::Pid, supervisor::Io), Failure> {
     let pipes = stdio(bundle.init.process.terminal, open_stdin).map_err(engine)?;
     let mut io = pipes.io;
-    let mut created =
-        launch::create(bundle, cgroup, pipes.child, &launch::init_path()).map_err(|e| {
-            let code = e.exit_code();
-            (anyhow::Error::from(e), code)
-        })?;
+    let mut created = launch::create(
+        bundle,
+        cgroup,
+        pipes.child,
+        &launch::init_path(),
+        &SHIM_OPTIONS,
+    )
+    .map_err(|e| {
+        let code = e.exit_code();
+        (anyhow::Error::from(e), code)
+    })?;
     if let Err(e) = launch::start(&mut created) {
         let _ = kill(created.pid, Signal::SIGKILL);
         let _ = waitpid(created.pid, None);
@@ -434,7 +448,7 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
             let cfg = exec_config(&bundle, pid, &cgroup_dirs, req);
             let pipes = stdio(req.tty, req.stdin).map_err(|e| (chain(&e), EXIT_ENGINE))?;
             let mut io = pipes.io;
-            let (pid, pty) = launch::exec(&cfg, pipes.child, &init_path)
+            let (pid, pty) = launch::exec(&cfg, pipes.child, &init_path, &SHIM_OPTIONS)
                 .map_err(|e| (e.to_string(), e.exit_code()))?;
             io.pty = pty;
             Ok((pid, io))

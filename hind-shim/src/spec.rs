@@ -21,8 +21,6 @@ pub enum Error {
     Load(PathBuf, #[source] oci_spec::OciSpecError),
     #[error("config.json: {0} is missing")]
     Missing(&'static str),
-    #[error("config.json: joining a {0} namespace by path is not supported yet")]
-    JoinNamespace(String),
     #[error("config.json: annotation {0} is required with {1}")]
     OverlayIncomplete(&'static str, &'static str),
     #[error("config.json: mount destination {0} is not absolute")]
@@ -42,6 +40,9 @@ pub struct Bundle {
     /// Existing namespaces to join instead of making new ones (a path in
     /// the spec: `--network container:ID`, or a netns the engine set up).
     pub join: Vec<(CloneFlags, PathBuf)>,
+    /// A new user namespace's maps (inside, outside, length).
+    pub uid_mappings: Vec<(u32, u32, u32)>,
+    pub gid_mappings: Vec<(u32, u32, u32)>,
     pub cgroups_path: PathBuf,
     pub resources: LinuxResources,
     /// The container's `--group-add` gids (annotation `run.hind.group-add`),
@@ -95,82 +96,25 @@ pub fn from_spec(
         bundle.join(root.path())
     };
 
-    let user = p.user();
-    let process = Process {
-        args: p.args().clone().unwrap_or_default(),
-        env: p.env().clone().unwrap_or_default(),
-        cwd: p.cwd().clone(),
-        uid: user.uid(),
-        gid: user.gid(),
-        additional_gids: user.additional_gids().clone().unwrap_or_default(),
-        umask: user.umask(),
-        terminal: p.terminal().unwrap_or(false),
-        console_size: p
-            .console_size()
-            .as_ref()
-            .map(|b| (b.height() as u16, b.width() as u16)),
-        no_new_privileges: p.no_new_privileges().unwrap_or(false),
-        rlimits: p
-            .rlimits()
-            .iter()
-            .flatten()
-            .map(|r| Rlimit {
-                resource: rlimit_number(r.typ()),
-                soft: r.soft(),
-                hard: r.hard(),
-            })
-            .collect(),
-        oom_score_adj: p.oom_score_adj(),
-        capabilities: p.capabilities().as_ref().map(|c| {
-            let nums = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<u8> {
-                let mut v: Vec<u8> = set
-                    .iter()
-                    .flatten()
-                    .filter_map(|cap| protocol::caps::number(&cap.to_string()))
-                    .collect();
-                v.sort_unstable();
-                v
-            };
-            Capabilities {
-                bounding: nums(c.bounding()),
-                effective: nums(c.effective()),
-                permitted: nums(c.permitted()),
-                inheritable: nums(c.inheritable()),
-                ambient: nums(c.ambient()),
-            }
-        }),
-        // Compiled here, not in init: init gets a ready program, and the
-        // shim caches it for the next container with the same profile.
-        seccomp: linux
-            .seccomp()
-            .as_ref()
-            .map(|s| crate::seccomp::filter(s, seccomp_cache))
-            .transpose()?,
-    };
+    let process = process(p, linux.seccomp().as_ref(), seccomp_cache)?;
 
     let mut clone_flags = CloneFlags::empty();
     let mut join = Vec::new();
     for ns in linux.namespaces().iter().flatten() {
         let flag = CloneFlags::from_bits_truncate(ns.typ() as i32);
         match ns.path() {
-            // Joined by the child right after clone (setns(2)). The pid
-            // namespace would have to be joined before clone and the mount
-            // namespace would replace the rootfs set-up, so those two wait
-            // for the runc-compatible CLI that needs them.
-            Some(path)
-                if [
-                    CloneFlags::CLONE_NEWNET,
-                    CloneFlags::CLONE_NEWIPC,
-                    CloneFlags::CLONE_NEWUTS,
-                ]
-                .contains(&flag) =>
-            {
-                join.push((flag, path.clone()))
-            }
-            Some(_) => return Err(Error::JoinNamespace(ns.typ().to_string())),
+            // Joined right after clone (setns(2)), a pid namespace just
+            // before it (see `launch::spawn`).
+            Some(path) => join.push((flag, path.clone())),
             None => clone_flags |= flag,
         }
     }
+    let id_map = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<(u32, u32, u32)> {
+        m.iter()
+            .flatten()
+            .map(|m| (m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
 
     let ann = spec.annotations().clone().unwrap_or_default();
     // Volume mounts whose empty source init fills from the image first.
@@ -184,11 +128,6 @@ pub fn from_spec(
             return Err(Error::RelativeMount(m.destination().clone()));
         }
         let kind = m.typ().clone().unwrap_or_else(|| "none".into());
-        if kind == "cgroup" {
-            // Not mounted yet: the host's hierarchy layout (v1, v2, hybrid)
-            // decides what a container should see there.
-            continue;
-        }
         let (flags, propagation, data) = parse_options(m.options().iter().flatten());
         let flags = if kind == "bind" {
             flags | MsFlags::MS_BIND
@@ -255,6 +194,7 @@ pub fn from_spec(
         overlay,
         rootfs_propagation: propagation.bits(),
         hostname: spec.hostname().clone(),
+        domainname: spec.domainname().clone(),
         mounts,
         devices,
         masked_paths: linux
@@ -278,12 +218,19 @@ pub fn from_spec(
         loopback_up: clone_flags.contains(CloneFlags::CLONE_NEWNET),
         new_cgroup_ns: clone_flags.contains(CloneFlags::CLONE_NEWCGROUP),
         cgroup_join: Vec::new(),
+        hooks: protocol::init::InitHooks {
+            create_container: hooks(spec, |h| h.create_container()),
+            start_container: hooks(spec, |h| h.start_container()),
+            ..Default::default()
+        },
     };
     let clone_flags = clone_flags - CloneFlags::CLONE_NEWCGROUP;
     Ok(Bundle {
         init,
         clone_flags,
         join,
+        uid_mappings: id_map(linux.uid_mappings()),
+        gid_mappings: id_map(linux.gid_mappings()),
         cgroups_path: linux
             .cgroups_path()
             .clone()
@@ -294,6 +241,104 @@ pub fn from_spec(
             .map(|v| v.split(',').filter_map(|g| g.trim().parse().ok()).collect())
             .unwrap_or_default(),
     })
+}
+
+/// The container process of a spec's `process` (also what `hind-runc exec
+/// --process FILE` reads), with its seccomp filter compiled.
+pub fn process(
+    p: &oci_spec::runtime::Process,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    seccomp_cache: Option<&Path>,
+) -> Result<Process> {
+    let user = p.user();
+    Ok(Process {
+        args: p.args().clone().unwrap_or_default(),
+        env: p.env().clone().unwrap_or_default(),
+        cwd: p.cwd().clone(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        terminal: p.terminal().unwrap_or(false),
+        console_size: p
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16)),
+        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        rlimits: p
+            .rlimits()
+            .iter()
+            .flatten()
+            .map(|r| Rlimit {
+                resource: rlimit_number(r.typ()),
+                soft: r.soft(),
+                hard: r.hard(),
+            })
+            .collect(),
+        oom_score_adj: p.oom_score_adj(),
+        capabilities: p.capabilities().as_ref().map(|c| {
+            let nums = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<u8> {
+                let mut v: Vec<u8> = set
+                    .iter()
+                    .flatten()
+                    .filter_map(|cap| protocol::caps::number(&cap.to_string()))
+                    .collect();
+                v.sort_unstable();
+                v
+            };
+            Capabilities {
+                bounding: nums(c.bounding()),
+                effective: nums(c.effective()),
+                permitted: nums(c.permitted()),
+                inheritable: nums(c.inheritable()),
+                ambient: nums(c.ambient()),
+            }
+        }),
+        // Compiled here, not in init: init gets a ready program, and the
+        // shim caches it for the next container with the same profile.
+        seccomp: seccomp
+            .map(|s| crate::seccomp::filter(s, seccomp_cache))
+            .transpose()?,
+        kill_with_parent: true,
+        preserve_fds: 0,
+        apparmor_profile: p
+            .apparmor_profile()
+            .clone()
+            .filter(|_| lsm_present("AppArmor", "/sys/kernel/security/apparmor")),
+        selinux_label: p
+            .selinux_label()
+            .clone()
+            .filter(|_| lsm_present("SELinux", "/sys/fs/selinux/enforce")),
+    })
+}
+
+/// Whether the host runs the LSM whose presence `marker` shows; a label
+/// for one it lacks is ignored with a warning, as the spec allows.
+fn lsm_present(name: &str, marker: &str) -> bool {
+    let present = Path::new(marker).exists();
+    if !present {
+        log::warn!("config.json: this host has no {name}; its label is ignored");
+    }
+    present
+}
+
+/// The hooks of one kind, in the flat form hind-init runs.
+pub fn hooks(
+    spec: &Spec,
+    kind: impl Fn(&oci_spec::runtime::Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>,
+) -> Vec<protocol::init::Hook> {
+    spec.hooks()
+        .as_ref()
+        .and_then(|h| kind(h).clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|h| protocol::init::Hook {
+            path: h.path().clone(),
+            args: h.args().clone().unwrap_or_default(),
+            env: h.env().clone().unwrap_or_default(),
+            timeout: h.timeout().map(|t| t.max(0) as u32),
+        })
+        .collect()
 }
 
 /// Splits OCI mount options into mount(2) flags, propagation flags and the

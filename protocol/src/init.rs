@@ -7,8 +7,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// fd number at which `hind-init` finds its socket to the shim.
+/// fd number at which `hind-init` finds its socket to the shim, unless
+/// [`INIT_SOCKET_ENV`] names another.
 pub const INIT_SOCKET_FD: i32 = 3;
+/// Environment variable of hind-init holding its socket's fd number when
+/// preserved fds occupy 3 and up.
+pub const INIT_SOCKET_ENV: &str = "_HIND_INIT_FD";
 
 /// Bundle annotations by which `hind run` asks for an overlay root that
 /// init mounts inside the container's own mount namespace (docs/design.md).
@@ -101,6 +105,43 @@ pub struct Process {
     /// `linux.seccomp`; `None` runs unconfined. Init loads it as late as
     /// it can (docs/design.md, "Seccomp").
     pub seccomp: Option<SeccompFilter>,
+    /// Die with the parent (PR_SET_PDEATHSIG): a shim's containers go with
+    /// their shim. Off for `hind-runc`, whose caller outlives the short
+    /// `create` that starts init and supervises the container itself.
+    pub kill_with_parent: bool,
+    /// fds 3 .. 3+N that the command inherits as they are (`--preserve-fds`);
+    /// init's own socket then sits at 3+N (see [`INIT_SOCKET_ENV`]).
+    pub preserve_fds: u32,
+    /// AppArmor profile to exec the command under (host has AppArmor).
+    pub apparmor_profile: Option<String>,
+    /// SELinux label to exec the command under (host has SELinux).
+    pub selinux_label: Option<String>,
+}
+
+/// An OCI hook: a program run with the container's state on stdin.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Hook {
+    pub path: PathBuf,
+    /// argv, `args[0]` included (the spec's `args`); empty means `[path]`.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// Seconds after which the hook is killed and counts as failed.
+    pub timeout: Option<u32>,
+}
+
+/// The hooks init runs itself, inside the container's namespaces, each
+/// with `state` (OCI state JSON) on stdin.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct InitHooks {
+    /// After the mounts, before pivot_root (paths resolve on the host).
+    pub create_container: Vec<Hook>,
+    /// After the start, right before the user's command (paths resolve in
+    /// the container).
+    pub start_container: Vec<Hook>,
+    /// The state createContainer hooks read (status "creating").
+    pub create_state: String,
+    /// The state startContainer hooks read (status "created").
+    pub start_state: String,
 }
 
 /// A classic BPF seccomp program, ready for seccomp(2).
@@ -136,6 +177,7 @@ pub struct InitConfig {
     /// Propagation of `/` inside the container (`MS_PRIVATE` by default).
     pub rootfs_propagation: u64,
     pub hostname: Option<String>,
+    pub domainname: Option<String>,
     pub mounts: Vec<Mount>,
     pub devices: Vec<Device>,
     pub masked_paths: Vec<PathBuf>,
@@ -152,6 +194,7 @@ pub struct InitConfig {
     /// in its cgroup by then, so that cgroup becomes the namespace's root
     /// and `/proc/self/cgroup` inside reads `/`.
     pub new_cgroup_ns: bool,
+    pub hooks: InitHooks,
 }
 
 /// What the setns helper (`hind-init` started for `hind exec`) needs to
@@ -181,6 +224,10 @@ pub enum ToInit {
     Exec(Box<ExecConfig>),
     /// Exec the user's command now.
     Start,
+    /// Sent with a listening unix socket (SCM_RIGHTS) by `hind-runc create`,
+    /// which exits after this: wait for one connection on it (`hind-runc
+    /// start`) and go on with [`ToInit::Start`] over that connection.
+    Detach,
 }
 
 /// Init -> shim. A successful exec is seen by the shim as EOF on the socket

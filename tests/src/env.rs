@@ -12,7 +12,7 @@
 //! env from [`TestEnv::new_netns`] runs every `hind` inside a private
 //! [`NetNs`] instead and leaves the engine's default (bridge) in force.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,6 +40,9 @@ pub struct TestEnv {
     scratch: PathBuf,
     cgroup_parent: String,
     keep_containers: Cell<bool>,
+    /// More directories that must be empty at the end
+    /// ([`TestEnv::watch_state_dir`]).
+    watched: RefCell<Vec<PathBuf>>,
     done: bool,
     /// The private network namespace every `hind` runs in, if any.
     netns: Option<NetNs>,
@@ -69,6 +72,7 @@ impl TestEnv {
             base,
             cgroup_parent: format!("/hind-e2e-{pid}-{n}"),
             keep_containers: Cell::new(false),
+            watched: RefCell::new(Vec::new()),
             done: false,
             netns: None,
         }
@@ -279,12 +283,23 @@ impl TestEnv {
         })
     }
 
+    /// Adds `dir` (e.g. another runtime's state root) to the directories
+    /// that must be empty or absent when the test finishes.
+    pub fn watch_state_dir(&self, dir: PathBuf) {
+        let mut w = self.watched.borrow_mut();
+        if !w.contains(&dir) {
+            w.push(dir);
+        }
+    }
+
     /// Directories that must be empty at the end unless containers may stay.
     fn state_dirs(&self) -> Vec<PathBuf> {
         if self.keep_containers.get() {
             Vec::new()
         } else {
-            vec![self.root.join("containers"), self.root.join("names")]
+            let mut dirs = vec![self.root.join("containers"), self.root.join("names")];
+            dirs.extend(self.watched.borrow().iter().cloned());
+            dirs
         }
     }
 

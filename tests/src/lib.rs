@@ -1,13 +1,15 @@
 //! Shared helpers for the end-to-end tests: where the `hind` binaries are,
 //! a per-test [`TestEnv`] (own state root, own cgroup parent, leak checks on
 //! the way out), running `hind` with a deadline and captured output, a pty
-//! driver for `-t`, and the busybox test image.
+//! driver for `-t`, and the busybox test image. [`runc`] drives the
+//! runc-compatible `hind-runc` (or runc itself) with OCI bundles.
 //!
 //! The tests drive the real binaries as root and touch the kernel for real:
 //! mounts, namespaces and cgroups. Every test gets its own names, so the
 //! suite runs in parallel threads; nothing global is shared except the
 //! read-only busybox image.
 
+pub mod callers;
 pub mod cgroup;
 pub mod clean;
 pub mod detach;
@@ -17,6 +19,7 @@ pub mod netns;
 pub mod oci;
 pub mod process;
 pub mod registry;
+pub mod runc;
 
 use std::path::PathBuf;
 
