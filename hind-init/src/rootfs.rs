@@ -29,7 +29,7 @@ pub enum Error {
     Cgroup(PathBuf, #[source] io::Error),
     #[error("unshare the cgroup namespace")]
     CgroupNs(#[source] nix::Error),
-    #[error("make mounts private under /")]
+    #[error("set the propagation of the mounts under /")]
     MakePrivate(#[source] nix::Error),
     #[error("mount overlay on {0}")]
     Overlay(PathBuf, #[source] nix::Error),
@@ -104,8 +104,21 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
     // shared with the host's peer groups (mount_namespaces(7)); make them
     // private first so nothing below propagates out, and the host's later
     // mounts don't propagate in.
-    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
-        .map_err(Error::MakePrivate)?;
+    // `rootfsPropagation` when the spec sets one (runc's default, rslave,
+    // comes from hind-runc): applied to the whole copy before the root is
+    // bound, so the root and the mounts bound from the host inherit it.
+    let first = match MsFlags::from_bits_truncate(cfg.rootfs_propagation) {
+        f if f.is_empty() => MsFlags::MS_PRIVATE,
+        f => f,
+    };
+    mount(NONE, "/", NONE, MsFlags::MS_REC | first, NONE).map_err(Error::MakePrivate)?;
+    if first.contains(MsFlags::MS_SHARED) {
+        // pivot_root(2) refuses a new root whose parent mount is shared
+        // (EINVAL), and the root's bind would join that peer group: the
+        // mount holding the root dir alone becomes private.
+        let parent = mount_point_of(&cfg.rootfs).map_err(Error::Propagation)?;
+        mount(NONE, &parent, NONE, MsFlags::MS_PRIVATE, NONE).map_err(Error::Propagation)?;
+    }
 
     let root = &cfg.rootfs;
     match &cfg.overlay {
@@ -125,7 +138,7 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
     let root_fd = open_path(None, root, ResolveFlag::empty())
         .map_err(|e| Error::OpenRoot(root.clone(), e))?;
     for m in &cfg.mounts {
-        mount_one(root, &root_fd, m)?;
+        mount_one(root, &root_fd, m, cfg.new_cgroup_ns)?;
     }
     make_devices(root, &cfg.devices)?;
     if cfg.loopback_up {
@@ -163,10 +176,6 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
         }
     }
 
-    if cfg.rootfs_propagation != 0 {
-        let flags = MsFlags::from_bits_truncate(cfg.rootfs_propagation) | MsFlags::MS_REC;
-        mount(NONE, "/", NONE, flags, NONE).map_err(Error::Propagation)?;
-    }
     for (k, v) in &cfg.sysctl {
         let p = Path::new("/proc/sys").join(k.replace('.', "/"));
         fs::write(&p, v).map_err(|e| Error::Sysctl(k.clone(), e))?;
@@ -181,6 +190,18 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
         readonly(Path::new("/"), false)?;
     }
     Ok(())
+}
+
+/// The mount point of the mount `path` is on: the longest mount point in
+/// /proc/self/mountinfo that is an ancestor of `path`.
+fn mount_point_of(path: &Path) -> nix::Result<PathBuf> {
+    let table = fs::read_to_string("/proc/self/mountinfo").map_err(io_errno)?;
+    table
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
+        .filter(|p| path.starts_with(p))
+        .max_by_key(|p| p.components().count())
+        .ok_or(nix::Error::ENOENT)
 }
 
 /// The kernel copies mount(2) data into one page; longer option strings
@@ -364,7 +385,7 @@ pub fn resolve_in_root(root: &Path, dest: &Path) -> io::Result<PathBuf> {
     Ok(root.join(resolved))
 }
 
-fn mount_one(root: &Path, root_fd: &OwnedFd, m: &Mount) -> Result<()> {
+fn mount_one(root: &Path, root_fd: &OwnedFd, m: &Mount, cgroup_ns: bool) -> Result<()> {
     let target = resolve_in_root(root, &m.destination)
         .map_err(|e| Error::Resolve(m.destination.clone(), e))?;
     let bad = |why: String| Error::Destination {
@@ -382,7 +403,7 @@ fn mount_one(root: &Path, root_fd: &OwnedFd, m: &Mount) -> Result<()> {
         check_pseudo_fs_dest(root, &m.destination).map_err(bad)?;
     }
     if m.kind == "cgroup" {
-        return mount_cgroup(root, root_fd, rel, m).map_err(|e| Error::Mount {
+        return mount_cgroup(root, root_fd, rel, m, cgroup_ns).map_err(|e| Error::Mount {
             kind: m.kind.clone(),
             target: m.destination.clone(),
             source: e,
@@ -451,13 +472,24 @@ fn mount_one(root: &Path, root_fd: &OwnedFd, m: &Mount) -> Result<()> {
 /// one mount per v1 hierarchy (and `unified` for a hybrid host's cgroup2),
 /// named as on the host. Mounted after init entered its cgroup namespace,
 /// each shows the container's own cgroup as its root (cgroup_namespaces(7)).
-fn mount_cgroup(root: &Path, root_fd: &OwnedFd, rel: &Path, m: &Mount) -> nix::Result<()> {
+/// Without a cgroup namespace a new mount would show the host's whole
+/// tree, so the container's own cgroup dirs are bound instead.
+fn mount_cgroup(
+    root: &Path,
+    root_fd: &OwnedFd,
+    rel: &Path,
+    m: &Mount,
+    cgroup_ns: bool,
+) -> nix::Result<()> {
     let flags = MsFlags::from_bits_truncate(m.flags)
         & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     let fd = open_target(root_fd, rel, false).map_err(io_errno)?;
     let on = fd_path(&fd);
     let host = Path::new("/sys/fs/cgroup");
     if host.join("cgroup.controllers").exists() {
+        if !cgroup_ns {
+            return bind_own_cgroup(host, "", &on, flags);
+        }
         return match mount(Some("cgroup2"), &on, Some("cgroup2"), flags, NONE) {
             Err(nix::Error::EPERM) => bind_own_cgroup(host, "", &on, flags),
             r => r,
@@ -501,13 +533,17 @@ fn mount_cgroup(root: &Path, root_fd: &OwnedFd, rel: &Path, m: &Mount) -> nix::R
                     .split(',')
                     .filter(|o| !matches!(*o, "rw" | "ro"))
                     .collect();
-                let made = mount(
-                    Some("cgroup"),
-                    &target,
-                    Some("cgroup"),
-                    flags,
-                    Some(data.join(",").as_str()),
-                );
+                let made = if cgroup_ns {
+                    mount(
+                        Some("cgroup"),
+                        &target,
+                        Some("cgroup"),
+                        flags,
+                        Some(data.join(",").as_str()),
+                    )
+                } else {
+                    Err(nix::Error::EPERM)
+                };
                 match made {
                     Err(nix::Error::EPERM) => {
                         bind_own_cgroup(point, &name.to_string_lossy(), &target, flags)?
@@ -524,10 +560,17 @@ fn mount_cgroup(root: &Path, root_fd: &OwnedFd, rel: &Path, m: &Mount) -> nix::R
                     }
                 }
             }
-            "cgroup2" => match mount(Some("cgroup2"), &target, Some("cgroup2"), flags, NONE) {
-                Err(nix::Error::EPERM) => bind_own_cgroup(point, "", &target, flags)?,
-                r => r?,
-            },
+            "cgroup2" => {
+                let made = if cgroup_ns {
+                    mount(Some("cgroup2"), &target, Some("cgroup2"), flags, NONE)
+                } else {
+                    Err(nix::Error::EPERM)
+                };
+                match made {
+                    Err(nix::Error::EPERM) => bind_own_cgroup(point, "", &target, flags)?,
+                    r => r?,
+                }
+            }
             _ => {}
         }
     }

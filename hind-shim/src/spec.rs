@@ -179,9 +179,15 @@ pub fn from_spec(
         }),
     };
 
-    let propagation = match linux.rootfs_propagation().as_deref() {
+    // Always applied recursively, so "rshared" and "shared" mean the same.
+    let propagation = match linux
+        .rootfs_propagation()
+        .as_deref()
+        .map(|p| p.trim_start_matches('r'))
+    {
         Some("shared") => MsFlags::MS_SHARED,
         Some("slave") => MsFlags::MS_SLAVE,
+        Some("private") => MsFlags::MS_PRIVATE,
         Some("unbindable") => MsFlags::MS_UNBINDABLE,
         _ => MsFlags::empty(),
     };

@@ -251,6 +251,12 @@ fn make(g: &Global, a: &CreateArgs, detached: bool) -> Result<Made> {
         let mut b = spec::from_spec(&spec, &bundle, &a.id, None)?;
         // The caller supervises: init must outlive this short process.
         b.init.process.kill_with_parent = false;
+        // runc's default propagation: the container's copy of the mount
+        // tree is a slave of the host's, so host mounts under a bind
+        // source show up inside and nothing goes back.
+        if b.init.rootfs_propagation == 0 {
+            b.init.rootfs_propagation = nix::mount::MsFlags::MS_SLAVE.bits();
+        }
         b.init.process.preserve_fds = a.preserve_fds;
         let linux = spec.linux().as_ref();
         b.cgroups_path = cgroups_path(
@@ -297,15 +303,31 @@ fn make(g: &Global, a: &CreateArgs, detached: bool) -> Result<Made> {
     let creating = hook_state(&st, "creating");
     let hooked = run_hooks(&spec, "prestart", |h| h.prestart(), &creating)
         .and_then(|()| run_hooks(&spec, "createRuntime", |h| h.create_runtime(), &creating));
+    // A failed create goes on with `delete` (runtime.md, "Lifecycle"
+    // steps 2 and 12): the poststop hooks run whatever failed.
+    let poststop = |st: &State| {
+        if let Err(e) = run_hooks(
+            &spec,
+            "poststop",
+            |h| h.poststop(),
+            &hook_state(st, "stopped"),
+        ) {
+            log::warn!("container {}: {e}", st.id);
+        }
+    };
     if let Err(e) = hooked {
         spawned.abort(&cgroup);
+        poststop(&st);
         undo_dir();
         return Err(e);
     }
     let mut cfg = b.init.clone();
     cfg.hooks.create_state = creating;
     cfg.hooks.start_state = hook_state(&st, "created");
-    let created = launch::configure(spawned, cfg, &cgroup).inspect_err(|_| undo_dir())?;
+    let created = launch::configure(spawned, cfg, &cgroup).inspect_err(|_| {
+        poststop(&st);
+        undo_dir();
+    })?;
     let made = Made {
         st,
         spec,
@@ -565,7 +587,7 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<i32> {
         .pty_master
         .take()
         .filter(|_| a.create.console_socket.is_none())
-        .map(proxy_pty);
+        .and_then(proxy_pty);
     let code = wait_forwarding(&id, created.pid)?;
     if let Some(t) = proxy {
         let _ = t.join();
@@ -578,47 +600,53 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<i32> {
 
 /// Waits for `pid` (a child), passing the usual termination and job
 /// control signals on to it; returns its exit status, 128+N if killed.
+/// Without threads: after joining a pid namespace by path this process may
+/// not start any (clone(2), EINVAL for CLONE_THREAD), so the signals are
+/// blocked and taken with sigwait(2) alongside SIGCHLD.
 pub fn wait_forwarding(id: &str, pid: Pid) -> Result<i32> {
-    use signal_hook::consts::signal::*;
-    let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];
-    let mut signals = signal_hook::iterator::Signals::new(forwarded).map_err(|e| {
-        Error::Wait(
-            id.to_string(),
-            nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
-        )
-    })?;
-    let handle = signals.handle();
-    let raw = pid.as_raw();
-    let forwarder = std::thread::spawn(move || {
-        for s in signals.forever() {
-            if let Ok(sig) = Signal::try_from(s) {
-                let _ = send_signal(Pid::from_raw(raw), sig);
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    use nix::sys::wait::WaitPidFlag;
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+    ] {
+        set.add(s);
+    }
+    let wait_err = |e| Error::Wait(id.to_string(), e);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(wait_err)?;
+    loop {
+        // Checked before each wait: the child may have exited before the
+        // mask was set, and SIGCHLDs coalesce.
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(wait_err(e)),
+        }
+        match set.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(sig) => {
+                let _ = send_signal(pid, sig);
             }
         }
-    });
-    let status = loop {
-        match waitpid(pid, None) {
-            Err(nix::Error::EINTR) => continue,
-            other => break other,
-        }
-    };
-    handle.close();
-    let _ = forwarder.join();
-    match status.map_err(|e| Error::Wait(id.to_string(), e))? {
-        WaitStatus::Exited(_, c) => Ok(c),
-        WaitStatus::Signaled(_, s, _) => Ok(128 + s as i32),
-        _ => Ok(255),
     }
 }
 
 /// Copies between this process's stdio and a pty master until the
-/// container closes it (foreground `run` with a terminal and no console
-/// socket).
-pub fn proxy_pty(master: OwnedFd) -> std::thread::JoinHandle<()> {
+/// container closes it (foreground `run` or `exec` with a terminal and no
+/// console socket). None if no thread could be started (after joining a
+/// pid namespace): the container then runs without its terminal relayed.
+pub fn proxy_pty(master: OwnedFd) -> Option<std::thread::JoinHandle<()>> {
     let mut out = fs::File::from(master);
-    let input = out.try_clone();
-    if let Ok(mut input) = input {
-        std::thread::spawn(move || {
+    if let Ok(mut input) = out.try_clone() {
+        let _ = std::thread::Builder::new().spawn(move || {
             let mut buf = [0u8; 4096];
             let mut stdin = io::stdin();
             while let Ok(n) = stdin.read(&mut buf) {
@@ -628,17 +656,19 @@ pub fn proxy_pty(master: OwnedFd) -> std::thread::JoinHandle<()> {
             }
         });
     }
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut stdout = io::stdout();
-        // EIO once the last slave fd is closed: the container is done.
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 || stdout.write_all(&buf[..n]).is_err() {
-                break;
+    std::thread::Builder::new()
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdout = io::stdout();
+            // EIO once the last slave fd is closed: the container is done.
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || stdout.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                let _ = stdout.flush();
             }
-            let _ = stdout.flush();
-        }
-    })
+        })
+        .ok()
 }
 
 /// `spec`: a template config.json in `bundle`, never over an existing one.

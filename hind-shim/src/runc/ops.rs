@@ -251,7 +251,7 @@ pub fn exec(g: &Global, a: &ExecArgs) -> Result<i32> {
             container::send_console(sock, &m)?;
             None
         }
-        (Some(m), None) if !a.detach => Some(proxy_pty(m)),
+        (Some(m), None) if !a.detach => proxy_pty(m),
         _ => None,
     };
     if a.detach {
