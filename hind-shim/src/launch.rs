@@ -133,6 +133,8 @@ struct ExecArgs {
     maps_ready: RawFd,
     argv: [*const libc::c_char; 2],
     envp: Vec<*const libc::c_char>,
+    /// What `envp` points into.
+    _env: Option<std::ffi::CString>,
     /// Room for the child's fd shuffle, allocated here: the child must not
     /// allocate.
     scratch: Vec<RawFd>,
@@ -498,16 +500,15 @@ pub fn start(created: &mut Created) -> Result<()> {
 impl ExecArgs {
     fn new(exe: &SealedExe, join: Vec<(RawFd, libc::c_int)>, opts: &Options) -> ExecArgs {
         let n = opts.preserve.len();
-        let envp = if n == 0 {
-            vec![std::ptr::null()]
-        } else {
-            // Leaked on purpose: a few bytes per container start, and the
-            // child reads it after clone.
-            let var =
-                std::ffi::CString::new(format!("{INIT_SOCKET_ENV}={}", INIT_SOCKET_FD + n as i32))
-                    .unwrap_or_default();
-            vec![var.into_raw().cast_const(), std::ptr::null()]
-        };
+        // Where init's socket is when preserved fds come first; owned
+        // here (the heap buffer stays put as the struct moves), read by
+        // the child after clone.
+        let env = (n > 0).then(|| {
+            std::ffi::CString::new(format!("{INIT_SOCKET_ENV}={}", INIT_SOCKET_FD + n as i32))
+                .unwrap_or_default()
+        });
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|v| v.as_ptr()).collect();
+        envp.push(std::ptr::null());
         ExecArgs {
             exe: exe.as_raw_fd(),
             join,
@@ -516,6 +517,7 @@ impl ExecArgs {
             maps_ready: -1,
             argv: [c"hind-init".as_ptr(), std::ptr::null()],
             envp,
+            _env: env,
             scratch: vec![-1; n + 5],
         }
     }

@@ -217,7 +217,8 @@ for t in "$HOST"/tests/*; do
         else
             fail "$name::$tname" "see its output below"
             # The test's own report, from its "---- NAME stdout ----" header.
-            sed -n "/^---- $tname stdout ----\$/,/^\$/p" "$LOGS/test-$name.out" | head -n 30 | sed 's/^/#   | /'
+            sed -n "/^---- $tname stdout ----\$/,/^\(---- \|failures:\)/p" "$LOGS/test-$name.out" \
+                | grep -v '^  *[0-9]*: \|^  *at ' | head -n 30 | sed 's/^/#   | /'
         fi
     done < "$LOGS/test-$name.list"
     if [ "$rc" != 0 ] && ! grep -q '^FAILED' "$LOGS/test-$name.list"; then

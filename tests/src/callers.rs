@@ -1,45 +1,55 @@
 //! The runtime under test ([`crate::runc::runtime_bin`]) driven by its real
 //! callers, each private to one test:
 //!
-//! - [`Podman`]: podman 4 (which has conmon run `create` and `exec`). Its
-//!   storage (`--root`; `--runroot` is `<scratch>/pr`, as podman refuses
-//!   one longer than 50 bytes), `--tmpdir`, config files
-//!   (`CONTAINERS_CONF`, `CONTAINERS_STORAGE_CONF`,
-//!   `CONTAINERS_REGISTRIES_CONF`, so the host's config does not matter),
-//!   file locks and `TMPDIR` all live under `<scratch>/podman`. It uses the
-//!   cgroupfs manager, a file events log, and the CNI network backend
-//!   pointed at an empty config and plugin dir: containers run with
-//!   `--network none`, and nothing of the host's networking is read or
-//!   written. Containers go under the env's cgroup parent, so the
+//! - [`Podman`]: podman 4.3, which has conmon run `create` and `exec` and
+//!   runs `start`, `kill`, `pause`, `resume`, `delete` itself. Its storage
+//!   (`--root`), `--tmpdir`, config files (`CONTAINERS_CONF`,
+//!   `CONTAINERS_STORAGE_CONF`, `CONTAINERS_REGISTRIES_CONF`, and the
+//!   signature policy of `load`, so the host's config does not matter),
+//!   file locks (instead of the host-wide `/dev/shm/libpod_lock`) and
+//!   `TMPDIR` live under `<scratch>/podman`, `--runroot` is `<scratch>/pr`
+//!   (podman refuses one longer than 50 bytes). It uses the cgroupfs
+//!   manager, a file events log, and the CNI network backend pointed at an
+//!   empty config and plugin dir: containers run with `--network none`, and
+//!   nothing of the host's networking is read or written. Containers go
+//!   under the env's cgroup parent (`<parent>/libpod-<id>`), so the
 //!   [`TestEnv`] leak checks see their cgroups.
 //! - [`Containerd`]: a `containerd` 1.6 of the test's own (root, state,
-//!   sockets, `opt` dir under `<scratch>/ctd`, the CRI plugin disabled,
-//!   overlayfs snapshotter), driven with `ctr`,
-//!   which has `containerd-shim-runc-v2` call the runtime with
-//!   `--root <scratch>/ctd/runc/<ns>`.
+//!   sockets and `opt` dir under `<scratch>/ctd`, the CRI plugin disabled,
+//!   overlayfs snapshotter), driven with `ctr`, whose
+//!   `containerd-shim-runc-v2` calls the runtime with
+//!   `--root <scratch>/ctd/runc/<ns>`; containers get the cgroup
+//!   `<parent>/<id>`.
 //!
-//! Both get the busybox test image from a `docker save` archive built by
+//! Both load the busybox test image from a `docker save` archive built by
 //! [`crate::oci::docker_archive`] (no network), tagged [`IMAGE`].
 //!
 //! # What is still global
 //!
-//! podman never passes `--root` to the runtime, so its containers' runtime
-//! state lives in the runtime's default root (`/run/runc` for runc); the
-//! teardown asks the runtime (`list --format json`) that no container whose
-//! bundle is under this test's dir is left there. conmon makes a `conmon`
-//! cgroup under the cgroup parent and never removes it: the teardown does,
-//! once it is empty. containerd's shim listens on `/run/containerd/s/<hash>`
-//! (a fixed place in containerd 1.6); the teardown checks the socket of
-//! each container it knows is gone.
+//! - podman never passes `--root` to the runtime (and its exit command
+//!   would drop a `--runtime-flag root=`), so its containers' runtime state
+//!   lives in the runtime's default root (`/run/runc`, `/run/hind-runc`);
+//!   the teardown asks the runtime (`list --format json`) that no container
+//!   whose bundle is under this test's dir is left there.
+//! - conmon makes a `conmon` cgroup under the cgroup parent and never
+//!   removes it: the teardown does, once it is empty.
+//! - conmon's console socket is `/tmp/conmon-term.XXXXXX` whatever
+//!   `TMPDIR` says (conmon removes it).
+//! - `podman load` updates the image library's blob-info cache in
+//!   `/var/lib/containers/cache` (a cache keyed by digest; skopeo uses it
+//!   too).
+//! - containerd's shim listens on `/run/containerd/s/<hash>` (fixed in
+//!   containerd 1.6); the teardown checks that the socket of each container
+//!   it ran is gone.
 //!
 //! # Teardown
 //!
 //! [`Podman::finish`] and [`Containerd::finish`] remove every container,
 //! wait for the caller's helper processes (conmon, `podman container
-//! cleanup`, shims) to exit, stop containerd, remove podman's storage
-//! (unmounting its overlays), and panic with what was left over. Dropping
-//! either without `finish` (a failing test) does the same cleanup without
-//! the panic. Call `finish` before [`TestEnv::finish`].
+//! cleanup`, shims) to exit, stop containerd, remove podman's storage, and
+//! panic with what was left over (containers, runtime state, processes,
+//! mounts). Dropping either without `finish` (a failing test) does the same
+//! cleanup without the panic. Call `finish` before [`TestEnv::finish`].
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -202,6 +212,12 @@ impl<'e> Podman<'e> {
             &dir.join("registries.conf"),
             "unqualified-search-registries = []\n",
         );
+        // `load` checks the image against a signature policy, by default
+        // the host's /etc/containers/policy.json.
+        write(
+            &dir.join("policy.json"),
+            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        );
         let p = Podman {
             env,
             dir,
@@ -211,7 +227,15 @@ impl<'e> Podman<'e> {
         };
         let archive = p.dir.join("busybox.tar");
         busybox_archive(&archive);
-        p.run(&["load", "-i", path_str(&archive)]).expect_success();
+        let policy = p.dir.join("policy.json");
+        p.run(&[
+            "load",
+            "--signature-policy",
+            path_str(&policy),
+            "-i",
+            path_str(&archive),
+        ])
+        .expect_success();
         p
     }
 
@@ -345,7 +369,14 @@ impl<'e> Podman<'e> {
                 process::run(d, b"", crate::default_timeout());
             }
         }
-        let reset = self.run(&["system", "reset", "--force"]);
+        // podman 4.3's reset sometimes races its own event log while it
+        // removes the tmpdir (`unlinkat .../tmp/events: directory not
+        // empty`); a second run finds the rest.
+        let mut reset = self.run(&["system", "reset", "--force"]);
+        if reset.code != 0 {
+            std::thread::sleep(Duration::from_millis(500));
+            reset = self.run(&["system", "reset", "--force"]);
+        }
         if reset.code != 0 {
             problems.push(format!("podman system reset failed:\n{reset}"));
         }

@@ -874,3 +874,74 @@ fn unknown_container_id() {
     rt.delete_force(&id).expect_success();
     env.finish();
 }
+
+/// Runs `<runtime> GLOBALS ARGS` with `files` as its fds 3, 4, ... on top
+/// of stdio, as conmon and systemd socket activation pass them.
+fn cmd_with_fds(rt: &Runc, args: &[&str], files: &[&fs::File]) -> hind_tests::Output {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let mut c = rt.command();
+    c.args(args);
+    let raw: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls dup2(2), which is async-signal-safe, on fds the parent owns;
+    // each source is first copied above the targets so none is clobbered.
+    unsafe {
+        c.pre_exec(move || {
+            let base = 100;
+            for (i, fd) in raw.iter().enumerate() {
+                if libc::dup2(*fd, base + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for i in 0..raw.len() as i32 {
+                if libc::dup2(base + i, 3 + i) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(base + i);
+            }
+            Ok(())
+        });
+    }
+    rt.run_cmd(c, b"")
+}
+
+/// `--preserve-fds N` hands the caller's fds 3 .. 3+N to the container's
+/// process (and to an exec'd one) at the same numbers, and nothing above.
+#[test]
+fn preserve_fds_reach_the_process() {
+    let env = TestEnv::new("rc_preserve");
+    let rt = Runc::new(&env);
+    let id = "pfd";
+    let script = "cat <&3; echo to-four >&4; ls /proc/self/fd | sort -n | tr '\\n' ' '";
+    let b = Bundle::new(&env, id, &["sh", "-c", script]);
+    b.write();
+    rt.track(id);
+    let input = env.scratch().join("in3");
+    fs::write(&input, "from-three\n").expect("write in3");
+    let output = env.scratch().join("out4");
+    let f3 = fs::File::open(&input).expect("open in3");
+    let f4 = fs::File::create(&output).expect("create out4");
+    // A third fd the runtime is not told to keep.
+    let f5 = fs::File::open(&input).expect("open in3 again");
+    let out = cmd_with_fds(
+        &rt,
+        &["run", "--bundle", b.dir_str(), "--preserve-fds", "2", id],
+        &[&f3, &f4, &f5],
+    );
+    out.expect_success();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("from-three"), "{out}");
+    // ls itself holds one more fd for the dir it lists.
+    let fds: Vec<u32> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    assert_eq!(&fds[..5], &[0, 1, 2, 3, 4], "{out}");
+    assert!(fds.len() <= 6, "only 0-4 and ls's own: {out}");
+    assert_eq!(fs::read_to_string(&output).expect("out4"), "to-four\n");
+    assert_gone(&rt, id);
+    env.finish();
+}
