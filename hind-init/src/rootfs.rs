@@ -487,13 +487,23 @@ fn mount_cgroup(
     let on = fd_path(&fd);
     let host = Path::new("/sys/fs/cgroup");
     if host.join("cgroup.controllers").exists() {
-        if !cgroup_ns {
-            return bind_own_cgroup(host, "", &on, flags);
-        }
-        return match mount(Some("cgroup2"), &on, Some("cgroup2"), flags, NONE) {
-            Err(nix::Error::EPERM) => bind_own_cgroup(host, "", &on, flags),
-            r => r,
+        let made = if cgroup_ns {
+            mount(Some("cgroup2"), &on, Some("cgroup2"), flags, NONE)
+        } else {
+            Err(nix::Error::EPERM)
         };
+        if made != Err(nix::Error::EPERM) {
+            return made;
+        }
+        // Bound through the fd, remounted (for its flags) through the
+        // mount now there: the fd still names the dir under it.
+        bind_own_cgroup(host, "", &on, MsFlags::empty())?;
+        let fd = open_path(Some(root_fd), rel, ResolveFlag::RESOLVE_IN_ROOT)?;
+        if !flags.is_empty() {
+            let re = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+            mount(NONE, &fd_path(&fd), NONE, re, NONE)?;
+        }
+        return Ok(());
     }
     mount(
         Some("tmpfs"),

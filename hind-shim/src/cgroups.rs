@@ -119,15 +119,7 @@ impl Cgroup {
                 Err(e) => return Err(Error::AddTask(self.path.clone(), pid, chain(&e))),
             }
         }
-        let opt = ControllerOpt {
-            resources,
-            disable_oom_killer: false,
-            oom_score_adj: None,
-            freezer_state: None,
-        };
-        self.manager
-            .apply(&opt)
-            .map_err(|e| Error::Apply(self.path.clone(), chain(&e)))?;
+        self.apply(resources)?;
         if self.unified {
             // v2 has no devices files: the rules become a BPF program on
             // the cgroup, attached before init (waiting for its config)
@@ -199,15 +191,7 @@ impl Cgroup {
             }
             tasks.push(dir.join("tasks"));
         }
-        let opt = ControllerOpt {
-            resources,
-            disable_oom_killer: false,
-            oom_score_adj: None,
-            freezer_state: None,
-        };
-        self.manager
-            .apply(&opt)
-            .map_err(|e| Error::Apply(self.path.clone(), chain(&e)))?;
+        self.apply(resources)?;
         Ok(tasks)
     }
 
@@ -236,9 +220,9 @@ impl Cgroup {
             .unwrap_or(false)
     }
 
-    /// Applies new `resources` to a cgroup that has processes already
-    /// (`hind-runc update`).
-    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+    /// Applies `resources` (at creation, and to a cgroup that has
+    /// processes already: `hind-runc update`).
+    pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
         let opt = ControllerOpt {
             resources,
             disable_oom_killer: false,

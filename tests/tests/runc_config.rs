@@ -13,16 +13,14 @@
 //! `/sys/fs/cgroup/unified` carrying only `hugetlb`; the v2 branches follow
 //! the same rules but were not run here.
 
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hind_tests::cgroup;
 use hind_tests::runc::{runtime_is_hind, Bundle, ConsoleSocket, Runc, RuntimeOutput};
-use hind_tests::{Output, TestEnv};
+use hind_tests::TestEnv;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde_json::{json, Value};
 
@@ -45,56 +43,6 @@ fn run_ok(rt: &Runc, b: &Bundle, id: &str) -> String {
     let out = rt.run(b, id, &[]);
     out.expect_success();
     out.stdout
-}
-
-/// `create FLAGS ID` with the runtime's stdio on files
-/// (`<scratch>/<id>.out`, `.err`, stdin `/dev/null`) instead of the
-/// harness's pipes: a non-terminal container inherits them and would hold
-/// the pipes open until it exits. The container's own output lands in the
-/// same files. On success the init is adopted for reaping, as
-/// [`Runc::create`] does.
-fn create_detached(env: &TestEnv, rt: &Runc, b: &Bundle, id: &str, flags: &[&str]) -> Output {
-    b.write();
-    rt.track(id);
-    let out_path = env.scratch().join(format!("{id}.out"));
-    let err_path = env.scratch().join(format!("{id}.err"));
-    let out_file =
-        File::create(&out_path).unwrap_or_else(|e| panic!("create {}: {e}", out_path.display()));
-    let err_file =
-        File::create(&err_path).unwrap_or_else(|e| panic!("create {}: {e}", err_path.display()));
-    let mut c = rt.command();
-    c.arg("create")
-        .arg("--bundle")
-        .arg(b.dir())
-        .args(flags)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(out_file)
-        .stderr(err_file);
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
-    let deadline = Instant::now() + hind_tests::default_timeout();
-    let (status, timed_out) = loop {
-        if let Some(st) = child.try_wait().expect("wait for the runtime") {
-            break (st, false);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            break (child.wait().expect("wait for the killed runtime"), true);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    if code == 0 {
-        rt.adopt_init(id);
-    }
-    Output {
-        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
-        code,
-        timed_out,
-    }
 }
 
 /// Waits for container `id` to stop, then deletes it.
@@ -916,7 +864,7 @@ fn namespaces_joined_by_path() {
     let rt = Runc::new(&env);
     let mut a = Bundle::new(&env, "ns-a", &["sleep", "60"]);
     a.set("/hostname", json!("ctr-a"));
-    create_detached(&env, &rt, &a, "ns-a", &[]).expect_success();
+    rt.create(&a, "ns-a", &[]).expect_success();
     rt.start("ns-a").expect_success();
     let pa = rt.pid("ns-a");
 
@@ -1095,7 +1043,7 @@ fn cgroups_path_absolute_and_resources() {
         json!({"shares": 512, "quota": 50000, "period": 100000}),
     );
     b.set("/linux/resources/pids", json!({"limit": 42}));
-    create_detached(&env, &rt, &b, "res", &[]).expect_success();
+    rt.create(&b, "res", &[]).expect_success();
     let pid = rt.pid("res");
     let want = format!("{}/res", env.cgroup_parent());
     let ctrls: &[&str] = if cgroup::v2_only() {
@@ -1177,7 +1125,7 @@ fn cgroups_path_relative() {
     let mut b = sh_bundle(&env, "rel", "true");
     b.set("/linux/cgroupsPath", json!(rel));
     b.set("/linux/resources/pids", json!({"limit": 17}));
-    create_detached(&env, &rt, &b, "rel", &[]).expect_success();
+    rt.create(&b, "rel", &[]).expect_success();
     let pid = rt.pid("rel");
     let mut dirs = Vec::new();
     for ctrl in ctrls {
@@ -1224,7 +1172,7 @@ fn blkio_weight() {
         .find(|f| root.join(f).exists());
     let mut b = sh_bundle(&env, "blkio", "true");
     b.set("/linux/resources/blockIO", json!({"weight": 300}));
-    let out = create_detached(&env, &rt, &b, "blkio", &[]);
+    let out = rt.create(&b, "blkio", &[]);
     match weight_file {
         Some(f) => {
             out.expect_success();
@@ -1272,7 +1220,7 @@ fn hugepage_limits() {
         "/linux/resources/hugepageLimits",
         json!([{"pageSize": "2MB", "limit": limit}]),
     );
-    let out = create_detached(&env, &rt, &b, "huge", &[]);
+    let out = rt.create(&b, "huge", &[]);
     if v1 || v2 {
         out.expect_success();
         let dir = cgroup_dir_of(rt.pid("huge"), "hugetlb");
@@ -1359,7 +1307,7 @@ fn sysctl_for_the_host_namespace_is_refused() {
         "/linux/sysctl",
         json!({key: other_than_host(key, ["77", "78"])}),
     );
-    let out = create_detached(&env, &rt, &b, "sysh", &[]);
+    let out = rt.create(&b, "sysh", &[]);
     out.expect_runtime_error(&[key]);
     assert!(!rt.root().join("sysh").exists());
     assert_eq!(
@@ -1577,7 +1525,7 @@ fn hooks_run_in_order_with_the_state() {
         }));
     });
 
-    create_detached(&env, &rt, &b, "hooks", &[]).expect_success();
+    rt.create(&b, "hooks", &[]).expect_success();
     let pid = rt.pid("hooks") as i64;
     let create_phase = ["prestart", "createRuntime", "createContainer"];
     let after_create = hook_log(&log);
@@ -1675,7 +1623,7 @@ fn failing_prestart_hook_fails_create_and_leaves_nothing() {
             "poststop": [hook(host_hook, "poststop", log_s)]
         }),
     );
-    let out = create_detached(&env, &rt, &b, "hookfail", &[]);
+    let out = rt.create(&b, "hookfail", &[]);
     out.expect_runtime_error(&["prestart-refused"]);
     assert_ne!(
         rt.try_state("hookfail").code,

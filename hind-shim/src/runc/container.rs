@@ -305,16 +305,7 @@ fn make(g: &Global, a: &CreateArgs, detached: bool) -> Result<Made> {
         .and_then(|()| run_hooks(&spec, "createRuntime", |h| h.create_runtime(), &creating));
     // A failed create goes on with `delete` (runtime.md, "Lifecycle"
     // steps 2 and 12): the poststop hooks run whatever failed.
-    let poststop = |st: &State| {
-        if let Err(e) = run_hooks(
-            &spec,
-            "poststop",
-            |h| h.poststop(),
-            &hook_state(st, "stopped"),
-        ) {
-            log::warn!("container {}: {e}", st.id);
-        }
-    };
+    let poststop = |st: &State| poststop(&spec, st);
     if let Err(e) = hooked {
         spawned.abort(&cgroup);
         poststop(&st);
@@ -402,6 +393,18 @@ fn release(id: &str, mut sock: UnixStream) -> Result<()> {
 fn saved_spec(g: &Global, id: &str) -> Result<Spec> {
     let p = state::dir(&g.root, id).join(CONFIG);
     Spec::load(&p).map_err(|e| Error::Bundle(p, io::Error::other(e.to_string())))
+}
+
+/// The poststop hooks: a failure is logged, not fatal (config.md).
+fn poststop(spec: &Spec, st: &State) {
+    if let Err(e) = run_hooks(
+        spec,
+        "poststop",
+        |h| h.poststop(),
+        &hook_state(st, "stopped"),
+    ) {
+        log::warn!("container {}: {e}", st.id);
+    }
 }
 
 /// The poststart hooks: a failure is logged, not fatal (config.md).
@@ -504,14 +507,7 @@ fn destroy(g: &Global, st: &State) -> Result<()> {
         removed?;
     }
     if let Ok(spec) = saved_spec(g, &st.id) {
-        if let Err(e) = run_hooks(
-            &spec,
-            "poststop",
-            |h| h.poststop(),
-            &hook_state(st, "stopped"),
-        ) {
-            log::warn!("container {}: {e}", st.id);
-        }
+        poststop(&spec, st);
     }
     state::remove_dir(&g.root, &st.id)?;
     Ok(())
@@ -680,4 +676,47 @@ pub fn write_spec(bundle: &Path) -> Result<()> {
     let text = serde_json::to_string_pretty(&super::template::default_spec())
         .map_err(|e| Error::WriteSpec(path.clone(), io::Error::other(e)))?;
     fs::write(&path, text + "\n").map_err(|e| Error::WriteSpec(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_paths() {
+        let p = |s: Option<&str>, sd| cgroups_path(s.map(Path::new), "c1", sd);
+        assert_eq!(p(None, false), Path::new("/c1"));
+        assert_eq!(p(Some(""), false), Path::new("/c1"));
+        assert_eq!(p(Some("/a/b"), false), Path::new("/a/b"));
+        assert_eq!(p(Some("a/b"), false), Path::new("/a/b"));
+        assert_eq!(
+            p(Some("machine.slice:libpod:abc"), true),
+            Path::new("/machine.slice/libpod-abc.scope")
+        );
+        assert_eq!(
+            p(Some("a-b-c.slice:pre:x"), true),
+            Path::new("/a.slice/a-b.slice/a-b-c.slice/pre-x.scope")
+        );
+        assert_eq!(
+            p(Some(":crio:x"), true),
+            Path::new("/system.slice/crio-x.scope")
+        );
+        assert_eq!(p(Some("-.slice::x"), true), Path::new("/x.scope"));
+        assert_eq!(
+            p(Some("user.slice:p:sub.slice"), true),
+            Path::new("/user.slice/sub.slice")
+        );
+        assert_eq!(p(None, true), Path::new("/system.slice/hind-runc-c1.scope"));
+    }
+
+    #[test]
+    fn signals_by_number_and_name() {
+        for s in ["9", "KILL", "SIGKILL", "kill", "sigkill"] {
+            assert_eq!(parse_signal(s).ok(), Some(Signal::SIGKILL), "{s}");
+        }
+        assert_eq!(parse_signal("15").ok(), Some(Signal::SIGTERM));
+        for bad in ["0x", "NOPE", "99", ""] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -402,5 +402,5 @@ pub fn update(g: &Global, a: &UpdateArgs) -> Result<()> {
     }
     let resources: LinuxResources = serde_json::from_value(v)
         .map_err(|e| Error::Parse(PathBuf::from("resources"), e.to_string()))?;
-    Ok(cg.update(&resources)?)
+    Ok(cg.apply(&resources)?)
 }
