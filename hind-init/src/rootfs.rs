@@ -812,13 +812,22 @@ fn host_has_device(d: &Device) -> bool {
 /// Makes `root` the new `/` and drops every reference to the host's tree.
 fn enter_root(root: &Path) -> Result<()> {
     let err = |e| Error::PivotRoot(root.to_path_buf(), e);
+    // The old root, to come back to after the pivot: "." then names the
+    // old root's mount, not the new root under it.
+    let old = fs::File::open("/").map_err(|e| err(io_errno(e)))?;
     chdir(root).map_err(err)?;
     // pivot_root(".", ".") stacks the old root on top of the new one at the
-    // same place; unmounting "." then removes the old root without needing
+    // same place; unmounting it then removes the old root without needing
     // a directory for it inside the image (pivot_root(2), NOTES). Unlike
     // chroot, nothing of the host stays reachable through "..".
     pivot_root(".", ".").map_err(err)?;
+    nix::unistd::fchdir(old.as_raw_fd()).map_err(err)?;
+    // The old root may still be a peer of the host's mounts (a shared
+    // rootfsPropagation): as a slave, its unmount below does not
+    // propagate and take the host's mounts with it.
+    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).map_err(err)?;
     umount2(".", MntFlags::MNT_DETACH).map_err(Error::DetachOldRoot)?;
+    drop(old);
     chdir("/").map_err(err)?;
     Ok(())
 }
