@@ -605,6 +605,11 @@ fn pause_and_resume() {
     assert_eq!(counter(), frozen, "counter advanced while paused");
     // Pausing twice is an error; so is resuming a running container.
     rt.cmd(&["pause", id]).expect_runtime_error(&[]);
+    // An exec would freeze with the container: refused, as an exec
+    // failure (255), unless asked for with --ignore-paused.
+    let out = rt.exec(id, &[], &["true"]);
+    out.expect_code(255);
+    assert!(out.stderr.contains("paused"), "{out}");
 
     rt.cmd(&["resume", id]).expect_success();
     assert_eq!(rt.status(id), "running");

@@ -561,30 +561,29 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<i32> {
     let Made {
         st,
         spec,
-        mut created,
-        cgroup,
+        created,
+        cgroup: _,
     } = made;
-    let sock = created
-        .sock
-        .try_clone()
-        .map_err(|e| Error::Connect(id.clone(), e))?;
-    drop(created.sock);
+    let Created {
+        pid,
+        sock,
+        pty_master,
+    } = created;
     if let Err(e) = release(&id, sock) {
-        let _ = waitpid(created.pid, None);
-        let _ = cgroup.remove();
-        let _ = state::remove_dir(&g.root, &id);
+        // init reported the failure and exits: reap it, then the rest of
+        // delete (cgroup, poststop hooks, state).
+        let _ = waitpid(pid, None);
+        let _ = destroy(g, &st);
         return Err(e);
     }
     poststart(&spec, &st);
     if a.detach {
         return Ok(0);
     }
-    let proxy = created
-        .pty_master
-        .take()
+    let proxy = pty_master
         .filter(|_| a.create.console_socket.is_none())
         .and_then(proxy_pty);
-    let code = wait_forwarding(&id, created.pid)?;
+    let code = wait_forwarding(&id, pid)?;
     if let Some(t) = proxy {
         let _ = t.join();
     }

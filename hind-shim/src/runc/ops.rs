@@ -81,8 +81,8 @@ pub struct ExecArgs {
     /// Accepted for compatibility.
     #[arg(long, hide = true)]
     pub apparmor: Option<String>,
-    /// Accepted for compatibility.
-    #[arg(long, hide = true)]
+    /// Exec even into a paused container (the process waits for resume).
+    #[arg(long)]
     pub ignore_paused: bool,
     pub id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -164,7 +164,11 @@ fn exec_namespaces(spec: &Spec) -> Vec<String> {
 }
 
 pub fn exec(g: &Global, a: &ExecArgs) -> Result<i32> {
-    let (st, _cg) = running(g, &a.id)?;
+    let (st, cg) = running(g, &a.id)?;
+    // A process joining a frozen cgroup would freeze before its exec.
+    if !a.ignore_paused && cg.frozen() {
+        return Err(Error::WrongStatus(a.id.clone(), Status::Paused.as_str()));
+    }
     let spec_path = state::dir(&g.root, &a.id).join(CONFIG);
     let spec =
         Spec::load(&spec_path).map_err(|e| Error::Parse(spec_path.clone(), e.to_string()))?;
