@@ -85,6 +85,8 @@ pub struct Options {
     pub auto_remove: bool,
     /// `--device HOST_PATH[:CONTAINER_PATH][:PERMS]`, as typed.
     pub devices: Vec<String>,
+    /// `--device-cgroup-rule "TYPE MAJOR:MINOR PERMS"`, as typed.
+    pub device_cgroup_rules: Vec<String>,
     /// `--group-add GROUP`: names (in the image's /etc/group) or gids.
     pub group_add: Vec<String>,
     /// `--security-opt`: the seccomp profile and no-new-privileges.
@@ -355,11 +357,20 @@ pub fn build(id: &str, dir: &Path, image: &Image, o: &Options) -> Result<Spec> {
     // and a cgroup rule that lets it be opened (after the defaults, so a
     // later allow wins over the first deny-all).
     let mut device_rules = crate::device::default_rules(o.privileged)?;
-    let mut device_nodes = Vec::with_capacity(o.devices.len());
+    // --privileged: the host's device nodes too (its rules allow them all).
+    let mut device_nodes = if o.privileged {
+        crate::device::host_devices()
+    } else {
+        Vec::with_capacity(o.devices.len())
+    };
     for flag in &o.devices {
         let (node, rule) = crate::device::from_host(flag)?;
+        device_nodes.retain(|d| d.path() != node.path());
         device_nodes.push(node);
         device_rules.push(rule);
+    }
+    for flag in &o.device_cgroup_rules {
+        device_rules.push(crate::device::parse_rule(flag)?);
     }
     let mut resources = LinuxResourcesBuilder::default().devices(device_rules);
     if let Some(m) = o.memory {

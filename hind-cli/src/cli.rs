@@ -566,6 +566,10 @@ pub struct RunArgs {
     /// Give the container a host device (perms: some of rwm, default rwm).
     #[arg(long = "device", value_name = "HOST_PATH[:CONTAINER_PATH][:PERMS]")]
     pub device: Vec<String>,
+    /// Allow devices in the container's device cgroup ("c 1:3 rwm",
+    /// "b 7:* r"; numbers or *, perms some of rwm).
+    #[arg(long = "device-cgroup-rule", value_name = "RULE")]
+    pub device_cgroup_rule: Vec<String>,
     /// One more supplementary group for the process: a name in the image's
     /// /etc/group or a number.
     #[arg(long = "group-add", value_name = "GROUP")]

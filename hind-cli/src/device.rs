@@ -1,7 +1,8 @@
 //! The container's devices as the bundle states them: the device cgroup
 //! rules every container gets, and `--device HOST_PATH[:CONTAINER_PATH][:PERMS]`
 //! (a host device node recreated in the container's `/dev`, plus the rule
-//! that lets the container open it).
+//! that lets the container open it), `--device-cgroup-rule "c 1:3 rwm"`,
+//! and the host's whole `/dev` under `--privileged`.
 //!
 //! The rules go into `linux.resources.devices`; the shim applies them to the
 //! container's cgroup (the v1 `devices` controller, or a BPF device program
@@ -28,6 +29,8 @@ pub enum Error {
     Stat(String, PathBuf, #[source] io::Error),
     #[error("--device {0:?}: {1} is not a character or block device")]
     NotDevice(String, PathBuf),
+    #[error("--device-cgroup-rule {0:?}: expected \"TYPE MAJOR:MINOR PERMS\" (type a, b or c; numbers or *; perms some of rwm)")]
+    RuleSyntax(String),
     #[error("build device rule")]
     Spec(#[from] oci_spec::OciSpecError),
 }
@@ -127,6 +130,92 @@ fn rule(
     Ok(b.build()?)
 }
 
+/// One `--device-cgroup-rule`, Docker's syntax: `c 1:3 rwm`, `b 7:* r`,
+/// `a *:* m`; an allow rule added after the defaults.
+pub fn parse_rule(flag: &str) -> Result<LinuxDeviceCgroup> {
+    let bad = || Error::RuleSyntax(flag.to_string());
+    let parts: Vec<&str> = flag.split_whitespace().collect();
+    let [typ, numbers, perms] = parts[..] else {
+        return Err(bad());
+    };
+    let typ = match typ {
+        "a" => LinuxDeviceType::A,
+        "b" => LinuxDeviceType::B,
+        "c" => LinuxDeviceType::C,
+        _ => return Err(bad()),
+    };
+    let (maj, min) = numbers.split_once(':').ok_or_else(bad)?;
+    let number = |n: &str| -> Result<Option<i64>> {
+        match n {
+            "*" => Ok(None),
+            n => n
+                .parse::<u32>()
+                .map(|v| Some(i64::from(v)))
+                .map_err(|_| bad()),
+        }
+    };
+    if !valid_perms(perms) {
+        return Err(bad());
+    }
+    rule(true, typ, number(maj)?, number(min)?, perms)
+}
+
+/// Every device node under the host's `/dev`, for `--privileged`
+/// (Docker gives a privileged container the host's devices). Skipped as
+/// runc's `HostDevices` does: the pts, shm, mqueue and fd trees, which the
+/// container mounts its own of, and `/dev/console`, which is its terminal.
+pub fn host_devices() -> Vec<LinuxDevice> {
+    let mut out = Vec::new();
+    walk_dev(std::path::Path::new("/dev"), &mut out);
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    out
+}
+
+fn walk_dev(dir: &std::path::Path, out: &mut Vec<LinuxDevice>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(md) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let ft = md.file_type();
+        if ft.is_dir() {
+            let name = e.file_name();
+            if !matches!(
+                name.to_str(),
+                Some("pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev")
+            ) {
+                walk_dev(&path, out);
+            }
+            continue;
+        }
+        let typ = if ft.is_char_device() {
+            LinuxDeviceType::C
+        } else if ft.is_block_device() {
+            LinuxDeviceType::B
+        } else {
+            continue;
+        };
+        if path == std::path::Path::new("/dev/console") {
+            continue;
+        }
+        let node = LinuxDeviceBuilder::default()
+            .path(path)
+            .typ(typ)
+            .major(major(md.rdev()) as i64)
+            .minor(minor(md.rdev()) as i64)
+            .file_mode(md.mode() & 0o7777)
+            .uid(md.uid())
+            .gid(md.gid())
+            .build();
+        if let Ok(n) = node {
+            out.push(n);
+        }
+    }
+}
+
 /// The device cgroup of every container, Docker's: deny everything, then
 /// allow creating any node (`mknod` alone opens nothing) and using the
 /// devices a userland expects. It is moby's `oci.DefaultLinuxSpec`
@@ -219,6 +308,42 @@ mod tests {
             from_host("/nonexistent-hind-device"),
             Err(Error::Stat(..))
         ));
+    }
+
+    #[test]
+    fn cgroup_rules() {
+        let r = |s: &str| parse_rule(s).map(|r| r.to_string());
+        assert_eq!(r("c 1:3 rwm").unwrap(), "c 1:3 rwm");
+        assert_eq!(r("b 7:* r").unwrap(), "b 7:* r");
+        assert_eq!(r("a *:* m").unwrap(), "a *:* m");
+        assert!(parse_rule("c 1:3 rwm").unwrap().allow());
+        for bad in [
+            "",
+            "c 1:3",
+            "x 1:3 r",
+            "c 1 r",
+            "c 1:3 rx",
+            "c -1:3 r",
+            "c 1:3 r extra",
+        ] {
+            assert!(
+                matches!(parse_rule(bad), Err(Error::RuleSyntax(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_dev_walk() {
+        let devs = host_devices();
+        let null = devs
+            .iter()
+            .find(|d| d.path() == Path::new("/dev/null"))
+            .expect("/dev/null among the host's devices");
+        assert_eq!((null.major(), null.minor()), (1, 3));
+        assert!(devs
+            .iter()
+            .all(|d| !d.path().starts_with("/dev/pts") && d.path() != Path::new("/dev/console")));
     }
 
     #[test]

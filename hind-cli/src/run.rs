@@ -110,6 +110,7 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         privileged: a.privileged,
         auto_remove: a.rm,
         devices: a.device.clone(),
+        device_cgroup_rules: a.device_cgroup_rule.clone(),
         group_add: a.group_add.clone(),
         security: crate::seccomp::SecurityOpts::from_flags(&a.security_opt),
         network: Some(bundle::NetworkOptions {

@@ -275,3 +275,60 @@ fn exec_is_confined_by_the_same_rules() {
     rm_f(&env, &[&id]);
     env.finish();
 }
+
+#[test]
+fn device_cgroup_rule_lets_a_device_be_opened() {
+    let env = TestEnv::new("devrule");
+    // 1:11 (kmsg) is not among the defaults: the rule lets a node of it
+    // be written, not read.
+    let out = sh(
+        &env,
+        &["--device-cgroup-rule", "c 1:11 w"],
+        "mknod /dev/k c 1 11 && (: > /dev/k) && echo write-ok; \
+         head -c1 /dev/k > /dev/null || echo read-refused",
+    );
+    assert_eq!(out.stdout, "write-ok\nread-refused\n", "{out}");
+    for bad in ["c 1:11", "x 1:11 r", "c 1:11 rx", "c one:11 r"] {
+        let out = env.run(&["run", "--rm", "--device-cgroup-rule", bad, bb(), "true"]);
+        out.expect_hind_error(125, &[bad, "--device-cgroup-rule"]);
+        assert!(env.containers().is_empty(), "rule {bad:?} left a container");
+    }
+    env.finish();
+}
+
+#[test]
+fn privileged_sees_the_host_devices() {
+    let env = TestEnv::new("devhost");
+    // Any node the host has beyond the defaults, e.g. /dev/kmsg.
+    let host: Vec<String> = ["/dev/kmsg", "/dev/loop-control", "/dev/fuse"]
+        .iter()
+        .filter(|p| std::path::Path::new(p).exists())
+        .map(|p| p.to_string())
+        .collect();
+    assert!(!host.is_empty(), "the host has none of the probe devices");
+    let list = host.join(" ");
+    let stat = |flags: &[&str]| {
+        sh(
+            &env,
+            flags,
+            &format!("for d in {list}; do stat -c '%n %t:%T' $d 2>/dev/null || echo \"$d missing\"; done"),
+        )
+    };
+    let out = stat(&["--privileged"]);
+    out.expect_success();
+    for d in &host {
+        let md = std::fs::metadata(d).expect("stat host device");
+        use std::os::unix::fs::MetadataExt;
+        let want = format!(
+            "{d} {:x}:{:x}",
+            nix::sys::stat::major(md.rdev()),
+            nix::sys::stat::minor(md.rdev())
+        );
+        assert!(out.stdout.lines().any(|l| l == want), "{want}:\n{out}");
+    }
+    let out = stat(&[]);
+    for d in &host {
+        assert!(out.stdout.contains(&format!("{d} missing")), "{out}");
+    }
+    env.finish();
+}
