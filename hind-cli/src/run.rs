@@ -39,7 +39,7 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
     // pulled or made.
     let mut env = crate::envfile::read_all(&a.env_file)?;
     env.extend(a.env.iter().cloned());
-    let mounts = volume::mounts::plan(layout, &a.volume, &a.mount, &a.tmpfs)?;
+    let mut mounts = volume::mounts::plan(layout, &a.volume, &a.mount, &a.tmpfs)?;
     // Held until the container's record names its image, so that no rmi
     // or prune deletes the layers in between.
     let _store_lock = if image::uses_store(&a.image) {
@@ -48,6 +48,16 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         None
     };
     let image = image::resolve(layout, &a.image, policy, a.platform.as_deref())?;
+    // The image's VOLUMEs that no flag covers: anonymous volumes, planned
+    // again with the flags (so parents still come before children).
+    let extra = image
+        .config()
+        .map(|c| volume::mounts::image_volumes(&mounts, &c.volumes))
+        .unwrap_or_default();
+    if !extra.is_empty() {
+        let all = [a.volume.clone(), extra].concat();
+        mounts = volume::mounts::plan(layout, &all, &a.mount, &a.tmpfs)?;
+    }
     let command = match image.config() {
         Some(c) => c.command(a.entrypoint.as_deref(), &a.command),
         None => match a.entrypoint.as_deref() {

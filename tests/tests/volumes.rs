@@ -727,3 +727,59 @@ fn volume_rm_racing_run_never_takes_a_volume_in_use() {
     env.run(&["volume", "rm", "race"]).expect_success();
     env.finish();
 }
+
+/// An image's `Volumes` (Dockerfile `VOLUME`) each get an anonymous
+/// volume filled from the image, unless a flag mounts something there; with
+/// `--rm` they go with the container.
+#[test]
+fn image_volumes_become_anonymous_volumes() {
+    use hind_tests::oci::{docker_archive, Entry, ImageBuilder, Layer};
+    use serde_json::json;
+    let env = TestEnv::new("vol_image");
+    env.allow_leftover_containers();
+    let img = ImageBuilder::new()
+        .layer(Layer::busybox())
+        .layer(Layer::new(&[
+            Entry::dir("data"),
+            Entry::file("data/seed", "seeded\n"),
+            Entry::dir("cache"),
+        ]))
+        .config_field("Volumes", json!({"/data": {}, "/cache/": {}}));
+    let archive = env.scratch().join("vol.tar");
+    docker_archive(&archive, &[(&img, &["withvol:1"])]);
+    env.run(&["load", "-q", "-i", s(&archive)]).expect_success();
+
+    // Both paths are volumes, /data filled from the image; a write there
+    // lands in the volume, not the container's layer.
+    let out = env.run(&[
+        "run",
+        "--name",
+        "v1",
+        "withvol:1",
+        "sh",
+        "-c",
+        "cat /data/seed; echo new > /data/new; grep -c ' /data \\| /cache ' /proc/self/mounts",
+    ]);
+    out.expect_success();
+    assert_eq!(out.stdout, "seeded\n2\n", "{out}");
+    let vols = volume_names(&env);
+    assert_eq!(vols.len(), 2, "{vols:?}");
+    let with_new: Vec<&String> = vols
+        .iter()
+        .filter(|v| data_dir(&env, v).join("new").exists())
+        .collect();
+    assert_eq!(with_new.len(), 1, "{vols:?}");
+    env.run(&["rm", "-v", "v1"]).expect_success();
+    assert_eq!(volume_names(&env), Vec::<String>::new());
+
+    // A flag at the same path wins: the named volume, no anonymous one.
+    let out = run_rm(
+        &env,
+        &["-v", "mine:/data", "withvol:1", "cat", "/data/seed"],
+    );
+    out.expect_success();
+    assert_eq!(out.stdout, "seeded\n");
+    assert_eq!(volume_names(&env), ["mine"]);
+    env.run(&["volume", "rm", "mine"]).expect_success();
+    env.finish();
+}

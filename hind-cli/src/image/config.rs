@@ -1,6 +1,6 @@
 //! The parts of an image's config (OCI image-spec config.md, which Docker's
 //! v2 config matches) that `run` applies: Entrypoint, Cmd, Env,
-//! WorkingDir, User, StopSignal and ExposedPorts.
+//! WorkingDir, User, StopSignal, ExposedPorts and Volumes.
 
 use oci_spec::image::ImageConfiguration;
 
@@ -22,6 +22,9 @@ pub struct ImageConfig {
     pub stop_signal: Option<String>,
     /// `80/tcp`, `53/udp`: what `-P` publishes.
     pub exposed_ports: Vec<String>,
+    /// Container paths that get an anonymous volume unless a mount is
+    /// given there (Dockerfile `VOLUME`).
+    pub volumes: Vec<String>,
     pub os: String,
     pub architecture: String,
 }
@@ -44,6 +47,7 @@ impl ImageConfig {
             out.user = cfg.user().clone().filter(|u| !u.is_empty());
             out.stop_signal = cfg.stop_signal().clone().filter(|s| !s.is_empty());
             out.exposed_ports = cfg.exposed_ports().clone().unwrap_or_default();
+            out.volumes = cfg.volumes().clone().unwrap_or_default();
         }
         Ok(out)
     }

@@ -368,6 +368,28 @@ pub struct Plan {
     volumes: Vec<(String, BTreeMap<String, String>)>,
 }
 
+impl Plan {
+    /// Whether a mount of the plan is at `path` (normalised as mount
+    /// destinations are).
+    pub fn has_destination(&self, path: &str) -> bool {
+        dest(path, "volume").is_ok_and(|d| self.records.iter().any(|r| r.destination == d))
+    }
+}
+
+/// The image's `Volumes` that no flag mounts something at: each gets an
+/// anonymous volume (`-v PATH`), filled from the image, as Docker does.
+/// Paths that are not valid mount points (relative, `/`) are skipped.
+pub fn image_volumes(plan: &Plan, volumes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in volumes {
+        let Ok(d) = dest(v, "volume") else { continue };
+        if !plan.has_destination(&d) && !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
 /// Parses the flags and checks what can be checked without changing
 /// anything: paths, names, bind sources (which must exist).
 pub fn plan(
