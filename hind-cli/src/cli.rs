@@ -488,6 +488,10 @@ pub struct RunArgs {
     /// or CTR_PATH for an anonymous volume.
     #[arg(short = 'v', long = "volume", value_name = "SRC:DEST[:MODE]")]
     pub volume: Vec<String>,
+    /// Mount the volumes and binds of another container at the same
+    /// paths (`:ro` or `:rw` overrides their modes).
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:ro|:rw]")]
+    pub volumes_from: Vec<String>,
     /// Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly]...
     #[arg(long = "mount", value_name = "OPTS")]
     pub mount: Vec<String>,

@@ -40,6 +40,15 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
     let mut env = crate::envfile::read_all(&a.env_file)?;
     env.extend(a.env.iter().cloned());
     let mut mounts = volume::mounts::plan(layout, &a.volume, &a.mount, &a.tmpfs)?;
+    // Then what other containers' mounts add (--volumes-from) and, once
+    // the image is known, its VOLUMEs, each where nothing is mounted yet;
+    // the whole set is planned again so parents still come first.
+    let mut volume_specs = a.volume.clone();
+    let from = volume::mounts::volumes_from(layout, &mounts, &a.volumes_from)?;
+    if !from.is_empty() {
+        volume_specs.extend(from);
+        mounts = volume::mounts::plan(layout, &volume_specs, &a.mount, &a.tmpfs)?;
+    }
     // Held until the container's record names its image, so that no rmi
     // or prune deletes the layers in between.
     let _store_lock = if image::uses_store(&a.image) {
@@ -48,15 +57,13 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
         None
     };
     let image = image::resolve(layout, &a.image, policy, a.platform.as_deref())?;
-    // The image's VOLUMEs that no flag covers: anonymous volumes, planned
-    // again with the flags (so parents still come before children).
     let extra = image
         .config()
         .map(|c| volume::mounts::image_volumes(&mounts, &c.volumes))
         .unwrap_or_default();
     if !extra.is_empty() {
-        let all = [a.volume.clone(), extra].concat();
-        mounts = volume::mounts::plan(layout, &all, &a.mount, &a.tmpfs)?;
+        volume_specs.extend(extra);
+        mounts = volume::mounts::plan(layout, &volume_specs, &a.mount, &a.tmpfs)?;
     }
     let command = match image.config() {
         Some(c) => c.command(a.entrypoint.as_deref(), &a.command),

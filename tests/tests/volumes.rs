@@ -783,3 +783,80 @@ fn image_volumes_become_anonymous_volumes() {
     env.run(&["volume", "rm", "mine"]).expect_success();
     env.finish();
 }
+
+/// `--volumes-from`: another container's volumes and binds at the same
+/// paths, in their modes or the flag's; an explicit flag at a path wins;
+/// a missing container fails the run cleanly.
+#[test]
+fn volumes_from_another_container() {
+    let env = TestEnv::new("vol_from");
+    env.allow_leftover_containers();
+    let host = env.scratch().join("hostdir");
+    fs::create_dir(&host).expect("mkdir hostdir");
+    fs::write(host.join("h"), "bound\n").expect("write h");
+    let bind = format!("{}:/b:ro", s(&host));
+    env.run(&[
+        "run",
+        "--name",
+        "src",
+        "-v",
+        "/anon",
+        "-v",
+        "named:/named",
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/t",
+        bb(),
+        "sh",
+        "-c",
+        "echo a > /anon/f; echo n > /named/f",
+    ])
+    .expect_success();
+
+    let out = run_rm(
+        &env,
+        &[
+            "--volumes-from",
+            "src",
+            bb(),
+            "sh",
+            "-c",
+            "cat /anon/f /named/f /b/h; grep -c ' /t ' /proc/self/mounts; \
+             echo x > /b/x 2>/dev/null || echo b-ro; echo more > /anon/g && echo anon-rw",
+        ],
+    );
+    assert_eq!(out.stdout, "a\nn\nbound\n0\nb-ro\nanon-rw\n", "{out}");
+    // :ro makes them all read-only; an explicit -v at a path wins.
+    let out = run_rm(
+        &env,
+        &[
+            "--volumes-from",
+            "src:ro",
+            "-v",
+            "other:/named",
+            bb(),
+            "sh",
+            "-c",
+            "echo x > /anon/x 2>/dev/null || echo anon-ro; ls /named | wc -l",
+        ],
+    );
+    assert_eq!(out.stdout, "anon-ro\n0\n", "{out}");
+    // Neither --rm run took src's anonymous volume with it.
+    assert!(volume_names(&env).len() >= 3, "{:?}", volume_names(&env));
+
+    for (flag, names) in [
+        ("nosuch", &["nosuch"][..]),
+        ("src:rx", &["src:rx", "CONTAINER[:ro|:rw]"][..]),
+    ] {
+        let before = env.containers().len();
+        let out = env.run(&["run", "--rm", "--volumes-from", flag, bb(), "true"]);
+        out.expect_hind_error(125, names);
+        assert_eq!(env.containers().len(), before, "{flag} left a container");
+    }
+    env.run(&["rm", "-v", "src"]).expect_success();
+    env.run(&["volume", "rm", "named", "other"])
+        .expect_success();
+    assert_eq!(volume_names(&env), Vec::<String>::new());
+    env.finish();
+}

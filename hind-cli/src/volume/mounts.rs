@@ -36,6 +36,12 @@ pub enum Error {
     Volume(String, #[source] super::Error),
     #[error(transparent)]
     Store(#[from] super::Error),
+    #[error("--volumes-from {0:?}: expected CONTAINER[:ro|:rw]")]
+    VolumesFromSyntax(String),
+    #[error("--volumes-from {0:?}")]
+    VolumesFrom(String, #[source] crate::store::Error),
+    #[error("--volumes-from {0:?}: the bind source {1} holds a ':', which -v cannot say")]
+    VolumesFromColon(String, String),
     #[error("read random bytes for a volume name")]
     Random(#[source] crate::container::Error),
 }
@@ -374,6 +380,46 @@ impl Plan {
     pub fn has_destination(&self, path: &str) -> bool {
         dest(path, "volume").is_ok_and(|d| self.records.iter().any(|r| r.destination == d))
     }
+}
+
+/// `--volumes-from CONTAINER[:ro|:rw]`: the other container's volumes and
+/// binds (not its tmpfs mounts) at the same paths, as `-v` specs, except
+/// where `plan` mounts something already (an explicit flag wins). The
+/// mode is the flag's, else each mount's own; a volume is named, so it is
+/// never removed with this container.
+pub fn volumes_from(layout: &Layout, plan: &Plan, flags: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut taken: Vec<String> = Vec::new();
+    for flag in flags {
+        let (query, mode) = match flag.rsplit_once(':') {
+            Some((q, m @ ("ro" | "rw"))) => (q, Some(m)),
+            Some(_) => return Err(Error::VolumesFromSyntax(flag.clone())),
+            None => (flag.as_str(), None),
+        };
+        let other = crate::store::resolve(layout, query)
+            .map_err(|e| Error::VolumesFrom(flag.clone(), e))?;
+        for m in &other.record.mounts {
+            let source = match m.kind.as_str() {
+                "volume" => m.name.clone().unwrap_or_default(),
+                "bind" => m.source.clone(),
+                _ => continue,
+            };
+            if source.is_empty() || plan.has_destination(&m.destination) {
+                continue;
+            }
+            if source.contains(':') {
+                return Err(Error::VolumesFromColon(flag.clone(), source));
+            }
+            // Two sources for one path: the first --volumes-from wins.
+            if taken.contains(&m.destination) {
+                continue;
+            }
+            taken.push(m.destination.clone());
+            let mode = mode.unwrap_or(if m.rw { "rw" } else { "ro" });
+            out.push(format!("{source}:{}:{mode}", m.destination));
+        }
+    }
+    Ok(out)
 }
 
 /// The image's `Volumes` that no flag mounts something at: each gets an
