@@ -721,8 +721,7 @@ pub struct VolumePruneArgs {
     /// Do not ask (hind never asks; accepted for Docker compatibility).
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Every unused volume, not only anonymous ones (hind always prunes
-    /// every unused volume; accepted for Docker compatibility).
+    /// Every unused volume, not only anonymous ones.
     #[arg(short = 'a', long)]
     pub all: bool,
 }

@@ -301,7 +301,25 @@ fn named_volume_is_made_filled_from_the_image_and_kept() {
     out.expect_code(1);
     assert_eq!(out.stdout, "made\n");
     env.run(&["volume", "rm", "-f", "nosuch"]).expect_success();
+    // prune takes the unused anonymous volumes (here one left by a
+    // container removed without -v), --all the named ones too (Docker 23).
+    env.run(&["run", "--name", "anon", "-v", "/x", bb(), "true"])
+        .expect_success();
+    rm_f(&env, &["anon"]);
+    let anon: Vec<String> = volume_names(&env)
+        .into_iter()
+        .filter(|v| v.len() == 64)
+        .collect();
+    assert_eq!(anon.len(), 1, "{:?}", volume_names(&env));
     let out = env.run(&["volume", "prune", "-f"]);
+    out.expect_success();
+    assert!(
+        out.stdout
+            .contains(&format!("Deleted Volumes:\n{}\n", anon[0])),
+        "{out}"
+    );
+    assert_eq!(volume_names(&env), ["bare", "empty", "store"]);
+    let out = env.run(&["volume", "prune", "-a", "-f"]);
     out.expect_success();
     assert!(
         out.stdout

@@ -129,14 +129,19 @@ fn rm(layout: &Layout, a: VolumeRmArgs) -> anyhow::Result<i32> {
     Ok(if failed { 1 } else { 0 })
 }
 
-/// Removes every volume no container (running or stopped) uses.
-fn prune(layout: &Layout, _a: VolumePruneArgs) -> anyhow::Result<i32> {
+/// Removes the anonymous volumes no container (running or stopped) uses,
+/// or with `--all` every unused volume (Docker 23's rule: named volumes
+/// hold data someone chose to keep).
+fn prune(layout: &Layout, a: VolumePruneArgs) -> anyhow::Result<i32> {
     let lock = super::lock(layout)?;
     let used = super::usage(layout);
     let mut removed = Vec::new();
     let mut freed = 0;
     for v in super::list(layout) {
         if used.contains_key(v.name()) {
+            continue;
+        }
+        if !a.all && !v.record.labels.contains_key(super::ANONYMOUS_LABEL) {
             continue;
         }
         let size = super::disk_usage(&v.dir);

@@ -9,6 +9,10 @@
 //! hind-init (`copyup.rs`), inside the container's mount namespace.
 
 pub mod commands;
+
+/// The label of an anonymous volume (`-v /path`, an image's VOLUME), as
+/// Docker sets it: `volume prune` removes only these unless `--all`.
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 pub mod inspect;
 pub mod mounts;
 

@@ -480,10 +480,13 @@ pub fn plan(
                 ("bind", p.clone(), None)
             }
             Source::Volume { name, anonymous } => {
+                let mut labels = r.labels.clone();
                 if *anonymous {
                     *name = crate::container::new_id().map_err(Error::Random)?;
+                    // Docker's marker, which `volume prune` goes by.
+                    labels.insert(super::ANONYMOUS_LABEL.into(), String::new());
                 }
-                plan.volumes.push((name.clone(), r.labels.clone()));
+                plan.volumes.push((name.clone(), labels));
                 opts.push("rbind".into());
                 if !r.nocopy {
                     plan.copy_up.push(PathBuf::from(&r.dest));
