@@ -126,6 +126,8 @@ pub struct NewContainer<'a> {
     pub quota: Option<crate::quota::SizeLimit>,
     /// `-v`, `--mount`, `--tmpfs`, for inspect and the volume commands.
     pub mounts: Vec<record::MountRecord>,
+    /// Privilege and device flags as typed, for inspect.
+    pub security: record::SecurityRecord,
 }
 
 pub struct Created {
@@ -204,6 +206,7 @@ pub fn create(layout: &Layout, n: NewContainer, id: &str, spec: &Spec) -> anyhow
             network: n.network,
             quota,
             mounts: n.mounts,
+            security: n.security,
         }
         .save(&dir)?;
         Ok(())

@@ -136,6 +136,14 @@ pub fn document(layout: &Layout, c: &Container) -> Value {
             "ReadonlyRootfs": spec.as_ref().and_then(|s| s.root().as_ref()).and_then(|r| r.readonly()).unwrap_or(false),
             "CgroupParent": linux.as_ref().and_then(|l| l.cgroups_path().clone())
                 .and_then(|p| p.parent().map(|p| p.display().to_string())).unwrap_or_default(),
+            "Privileged": r.security.privileged,
+            "CapAdd": null_if_empty(&r.security.cap_add),
+            "CapDrop": null_if_empty(&r.security.cap_drop),
+            "SecurityOpt": null_if_empty(&r.security.security_opt),
+            "Devices": devices(&r.security.devices),
+            "DeviceCgroupRules": null_if_empty(&r.security.device_cgroup_rules),
+            "GroupAdd": null_if_empty(&r.security.group_add),
+            "VolumesFrom": null_if_empty(&r.security.volumes_from),
         },
         "Mounts": crate::volume::inspect::mounts(r),
         "NetworkSettings": network_settings(layout, c),
@@ -211,4 +219,33 @@ fn network_settings(layout: &Layout, c: &Container) -> Value {
         "Ports": port_map(r),
         "Networks": networks,
     })
+}
+
+/// Docker prints `null` for an unset list in HostConfig.
+fn null_if_empty(v: &[String]) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        json!(v)
+    }
+}
+
+/// `--device` flags as Docker's HostConfig.Devices entries.
+fn devices(flags: &[String]) -> Value {
+    let list: Vec<Value> = flags
+        .iter()
+        .filter_map(|f| crate::device::parse(f).ok())
+        .map(|m| {
+            json!({
+                "PathOnHost": m.host,
+                "PathInContainer": m.container,
+                "CgroupPermissions": m.perms,
+            })
+        })
+        .collect();
+    if list.is_empty() {
+        Value::Null
+    } else {
+        Value::from(list)
+    }
 }

@@ -134,6 +134,32 @@ pub struct Record {
     /// among them are how `volume rm` and `prune` tell a volume is in use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<MountRecord>,
+    /// Privilege and device flags as typed, for `inspect`'s HostConfig
+    /// (the spec holds their effect, not what was asked for).
+    #[serde(default)]
+    pub security: SecurityRecord,
+}
+
+/// `--privileged`, `--cap-add/--cap-drop`, `--security-opt`, `--device`,
+/// `--device-cgroup-rule`, `--group-add` and `--volumes-from`, as typed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SecurityRecord {
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
 }
 
 /// One user mount of a container, as `inspect` shows it.
@@ -366,6 +392,7 @@ mod tests {
             network: None,
             quota: None,
             mounts: Vec::new(),
+            security: SecurityRecord::default(),
         }
     }
 

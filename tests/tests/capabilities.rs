@@ -128,3 +128,70 @@ fn exec_inherits_the_containers_set_and_privileged_widens_it() {
     env.run(&["rm", "-f", "capx"]).expect_success();
     env.finish();
 }
+
+/// `inspect` shows the privilege and device flags as given, in Docker's
+/// HostConfig fields (null when not set).
+#[test]
+fn inspect_shows_privilege_flags() {
+    use hind_tests::detach::inspect;
+    let env = TestEnv::new("capinspect");
+    env.allow_leftover_containers();
+    let out = env.run(&[
+        "run",
+        "--name",
+        "flags",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "MKNOD",
+        "--security-opt",
+        "no-new-privileges",
+        "--security-opt",
+        "label:disable",
+        "--device",
+        "/dev/zero:/dev/z:r",
+        "--device-cgroup-rule",
+        "c 1:11 w",
+        "--group-add",
+        "7",
+        bb(),
+        "true",
+    ]);
+    out.expect_success();
+    let h = &inspect(&env, "flags")["HostConfig"];
+    assert_eq!(h["Privileged"], false, "{h}");
+    assert_eq!(h["CapAdd"], serde_json::json!(["NET_ADMIN"]), "{h}");
+    assert_eq!(h["CapDrop"], serde_json::json!(["MKNOD"]), "{h}");
+    assert_eq!(
+        h["SecurityOpt"],
+        serde_json::json!(["no-new-privileges=true", "label=disable"]),
+        "{h}"
+    );
+    assert_eq!(
+        h["Devices"],
+        serde_json::json!([{"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "r"}]),
+        "{h}"
+    );
+    assert_eq!(
+        h["DeviceCgroupRules"],
+        serde_json::json!(["c 1:11 w"]),
+        "{h}"
+    );
+    assert_eq!(h["GroupAdd"], serde_json::json!(["7"]), "{h}");
+    env.run(&["run", "--name", "plain", "--privileged", bb(), "true"])
+        .expect_success();
+    let h = &inspect(&env, "plain")["HostConfig"];
+    assert_eq!(h["Privileged"], true, "{h}");
+    for k in [
+        "CapAdd",
+        "CapDrop",
+        "SecurityOpt",
+        "Devices",
+        "DeviceCgroupRules",
+        "VolumesFrom",
+    ] {
+        assert!(h[k].is_null(), "{k}: {h}");
+    }
+    env.run(&["rm", "flags", "plain"]).expect_success();
+    env.finish();
+}

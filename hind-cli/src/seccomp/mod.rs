@@ -59,9 +59,22 @@ pub enum Profile {
 pub enum SecurityOpt {
     Seccomp(Profile),
     NoNewPrivileges(bool),
-    /// `apparmor=unconfined`, `label=disable`: hind applies no AppArmor
-    /// profile or SELinux label, so these already hold.
-    AlreadyTrue,
+    /// `apparmor=unconfined`, `label=disable` (as typed): hind applies no
+    /// AppArmor profile or SELinux label, so these already hold.
+    AlreadyTrue(String),
+}
+
+impl std::fmt::Display for SecurityOpt {
+    /// The option in Docker's `key=value` form, as `inspect` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            SecurityOpt::Seccomp(Profile::Unconfined) => write!(f, "seccomp=unconfined"),
+            SecurityOpt::Seccomp(Profile::File(p)) => write!(f, "seccomp={}", p.display()),
+            SecurityOpt::Seccomp(Profile::Default) => write!(f, "seccomp=default"),
+            SecurityOpt::NoNewPrivileges(b) => write!(f, "no-new-privileges={b}"),
+            SecurityOpt::AlreadyTrue(opt) => f.write_str(opt),
+        }
+    }
 }
 
 /// Go's `strconv.ParseBool`, which Docker uses for `no-new-privileges=`.
@@ -90,9 +103,9 @@ pub fn parse_security_opt(opt: &str) -> std::result::Result<SecurityOpt, String>
         ("no-new-privileges", Some(v)) => parse_bool(v)
             .map(SecurityOpt::NoNewPrivileges)
             .ok_or_else(|| format!("no-new-privileges takes true or false, not {v:?}")),
-        ("apparmor", Some("unconfined")) | ("label", Some("disable")) => {
-            Ok(SecurityOpt::AlreadyTrue)
-        }
+        ("apparmor", Some("unconfined")) | ("label", Some("disable")) => Ok(
+            SecurityOpt::AlreadyTrue(format!("{key}={}", value.unwrap_or_default())),
+        ),
         ("apparmor" | "label" | "systempaths" | "writable-cgroups", _) => {
             Err(format!("{opt:?} is not supported"))
         }
@@ -117,7 +130,7 @@ impl SecurityOpts {
             match f {
                 SecurityOpt::Seccomp(p) => o.seccomp = p.clone(),
                 SecurityOpt::NoNewPrivileges(b) => o.no_new_privileges = *b,
-                SecurityOpt::AlreadyTrue => {}
+                SecurityOpt::AlreadyTrue(_) => {}
             }
         }
         o

@@ -278,7 +278,15 @@ fn security_opt_parsing() {
     assert_eq!(p("no-new-privileges=false"), Ok(NoNewPrivileges(false)));
     assert_eq!(p("no-new-privileges:true"), Ok(NoNewPrivileges(true)));
     assert!(p("no-new-privileges=maybe").is_err());
-    assert_eq!(p("label=disable"), Ok(AlreadyTrue));
+    assert_eq!(p("label=disable"), Ok(AlreadyTrue("label=disable".into())));
+    assert_eq!(
+        p("label:disable").map(|o| o.to_string()),
+        Ok("label=disable".into())
+    );
+    assert_eq!(
+        p("no-new-privileges").map(|o| o.to_string()),
+        Ok("no-new-privileges=true".into())
+    );
     assert!(p("apparmor=docker-default")
         .unwrap_err()
         .contains("not supported"));
