@@ -1,8 +1,9 @@
 //! Docker's copy-up of a new volume: before a volume is bind-mounted over a
 //! path of the image, init copies what the image has at that path into the
 //! volume's dir, if that dir is still empty. Owners, modes, timestamps,
-//! symlinks (as symlinks), FIFOs and device nodes are kept; hard links
-//! become separate files and xattrs are not copied.
+//! extended attributes (of files and dirs), symlinks (as symlinks), FIFOs,
+//! device nodes and hard links (files linked in the image are linked in
+//! the volume) are kept.
 //!
 //! Everything goes through fds. The source is opened inside the container's
 //! root with openat2(RESOLVE_IN_ROOT), after the overlay is mounted, so it
@@ -13,6 +14,7 @@
 //! mkdirat, symlinkat, mknodat, which never follow) relative to their
 //! parent's fd.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -44,6 +46,8 @@ pub enum Error {
     Create(PathBuf, #[source] nix::Error),
     #[error("copy the data of {0} into the volume")]
     Data(PathBuf, #[source] io::Error),
+    #[error("copy the extended attributes of {0} into the volume")]
+    Xattrs(PathBuf, #[source] io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -73,8 +77,24 @@ pub fn copy_up(root_fd: &OwnedFd, rel: &Path, dest: &Path, volume: &Path) -> Res
         Err(e) => return Err(Error::OpenSource(dest.into(), e)),
     };
     let st = fstat(src.as_raw_fd()).map_err(|e| Error::Read(dest.into(), e))?;
-    copy_dir(src.as_raw_fd(), vol.as_raw_fd(), dest)?;
-    set_meta(vol.as_raw_fd(), &st).map_err(|e| Error::Create(dest.into(), e))
+    let mut copier = Copier {
+        volume: vol.as_raw_fd(),
+        dest,
+        links: HashMap::new(),
+    };
+    copier.copy_dir(src.as_raw_fd(), vol.as_raw_fd(), dest)?;
+    set_meta(vol.as_raw_fd(), &st).map_err(|e| Error::Create(dest.into(), e))?;
+    crate::sys::copy_xattrs(src.as_raw_fd(), vol.as_raw_fd())
+        .map_err(|e| Error::Xattrs(dest.into(), e))
+}
+
+/// One copy-up: where it copies to, and the files with more than one link
+/// copied so far, by (device, inode), with their path in the volume.
+struct Copier<'a> {
+    volume: RawFd,
+    /// The container path the volume goes on; entries' paths are below it.
+    dest: &'a Path,
+    links: HashMap<(u64, u64), PathBuf>,
 }
 
 /// `path` (relative to `dir`, or absolute) opened as a directory, never
@@ -125,28 +145,6 @@ fn mtime(st: &FileStat) -> TimeSpec {
     TimeSpec::new(st.st_mtime, st.st_mtime_nsec)
 }
 
-/// Copies the entries of the directory `src` into the directory `dst`.
-fn copy_dir(src: RawFd, dst: RawFd, at: &Path) -> Result<()> {
-    let mut dir = Dir::openat(
-        Some(src),
-        ".",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::Read(at.into(), e))?;
-    for entry in dir.iter() {
-        let entry = entry.map_err(|e| Error::Read(at.into(), e))?;
-        let name = entry.file_name();
-        if matches!(name.to_bytes(), b"." | b"..") {
-            continue;
-        }
-        let name = Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()));
-        let path = at.join(name);
-        copy_entry(src, dst, name, &path)?;
-    }
-    Ok(())
-}
-
 /// Copies one entry `name` of `src` into `dst`; `path` names it in errors.
 /// Gives the entry `name` in `dst` the owner `owner`, never following it
 /// if it is a symlink.
@@ -160,72 +158,121 @@ fn chown_entry(dst: RawFd, name: &Path, owner: (Option<Uid>, Option<Gid>)) -> ni
     )
 }
 
-fn copy_entry(src: RawFd, dst: RawFd, name: &Path, path: &Path) -> Result<()> {
-    let read = |e| Error::Read(path.into(), e);
-    let create = |e| Error::Create(path.into(), e);
-    let st = fstatat(Some(src), name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(read)?;
-    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    let owner = (
-        Some(Uid::from_raw(st.st_uid)),
-        Some(Gid::from_raw(st.st_gid)),
-    );
-    match kind {
-        SFlag::S_IFDIR => {
-            mkdirat(Some(dst), name, Mode::from_bits_truncate(0o700)).map_err(create)?;
-            let from = open_dir(Some(src), name).map_err(read)?;
-            let to = open_dir(Some(dst), name).map_err(create)?;
-            copy_dir(from.as_raw_fd(), to.as_raw_fd(), path)?;
-            set_meta(to.as_raw_fd(), &st).map_err(create)?;
+impl Copier<'_> {
+    /// Copies the entries of the directory `src` into the directory `dst`.
+    fn copy_dir(&mut self, src: RawFd, dst: RawFd, at: &Path) -> Result<()> {
+        let mut dir = Dir::openat(
+            Some(src),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Read(at.into(), e))?;
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| Error::Read(at.into(), e))?;
+            let name = entry.file_name();
+            if matches!(name.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            let name = Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()));
+            let path = at.join(name);
+            self.copy_entry(src, dst, name, &path)?;
         }
-        SFlag::S_IFREG => {
-            let from = openat(
-                Some(src),
-                name,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(read)?;
-            // SAFETY: openat just returned this fd; nothing else owns it.
-            let mut from = unsafe { File::from_raw_fd(from) };
-            let to = openat(
-                Some(dst),
-                name,
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )
-            .map_err(create)?;
-            // SAFETY: openat just returned this fd; nothing else owns it.
-            let mut to = unsafe { File::from_raw_fd(to) };
-            io::copy(&mut from, &mut to).map_err(|e| Error::Data(path.into(), e))?;
-            set_meta(to.as_raw_fd(), &st).map_err(create)?;
-        }
-        SFlag::S_IFLNK => {
-            let target = nix::fcntl::readlinkat(Some(src), name).map_err(read)?;
-            symlinkat(target.as_os_str(), Some(dst), name).map_err(create)?;
-            chown_entry(dst, name, owner).map_err(create)?;
-            utimensat(
-                Some(dst),
-                name,
-                &atime(&st),
-                &mtime(&st),
-                UtimensatFlags::NoFollowSymlink,
-            )
-            .map_err(create)?;
-        }
-        SFlag::S_IFIFO | SFlag::S_IFCHR | SFlag::S_IFBLK => {
-            let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
-            mknodat(Some(dst), name, kind, perm, st.st_rdev).map_err(create)?;
-            chown_entry(dst, name, owner).map_err(create)?;
-            // mknodat applied the umask; the node was just made, so this
-            // names it and no symlink.
-            fchmodat(Some(dst), name, perm, FchmodatFlags::FollowSymlink).map_err(create)?;
-        }
-        // Sockets belong to a process that is not here.
-        _ => {}
+        Ok(())
     }
-    Ok(())
+
+    /// Copies one entry `name` of `src` into `dst`; `path` names it in errors.
+    fn copy_entry(&mut self, src: RawFd, dst: RawFd, name: &Path, path: &Path) -> Result<()> {
+        let read = |e| Error::Read(path.into(), e);
+        let create = |e| Error::Create(path.into(), e);
+        let st = fstatat(Some(src), name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(read)?;
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        let owner = (
+            Some(Uid::from_raw(st.st_uid)),
+            Some(Gid::from_raw(st.st_gid)),
+        );
+        match kind {
+            SFlag::S_IFDIR => {
+                mkdirat(Some(dst), name, Mode::from_bits_truncate(0o700)).map_err(create)?;
+                let from = open_dir(Some(src), name).map_err(read)?;
+                let to = open_dir(Some(dst), name).map_err(create)?;
+                self.copy_dir(from.as_raw_fd(), to.as_raw_fd(), path)?;
+                set_meta(to.as_raw_fd(), &st).map_err(create)?;
+                // After the chown, which drops security.capability.
+                crate::sys::copy_xattrs(from.as_raw_fd(), to.as_raw_fd())
+                    .map_err(|e| Error::Xattrs(path.into(), e))?;
+            }
+            SFlag::S_IFREG => {
+                let key = (st.st_dev, st.st_ino);
+                let rel = path.strip_prefix(self.dest).unwrap_or(path).to_path_buf();
+                if st.st_nlink > 1 {
+                    if let Some(first) = self.links.get(&key) {
+                        // Another name of a file already copied: a link to that
+                        // copy, through the volume's fd and dirs hind made.
+                        nix::unistd::linkat(
+                            Some(self.volume),
+                            first.as_path(),
+                            Some(dst),
+                            name,
+                            AtFlags::empty(),
+                        )
+                        .map_err(create)?;
+                        return Ok(());
+                    }
+                    self.links.insert(key, rel);
+                }
+                let from = openat(
+                    Some(src),
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(read)?;
+                // SAFETY: openat just returned this fd; nothing else owns it.
+                let mut from = unsafe { File::from_raw_fd(from) };
+                let to = openat(
+                    Some(dst),
+                    name,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(create)?;
+                // SAFETY: openat just returned this fd; nothing else owns it.
+                let mut to = unsafe { File::from_raw_fd(to) };
+                io::copy(&mut from, &mut to).map_err(|e| Error::Data(path.into(), e))?;
+                set_meta(to.as_raw_fd(), &st).map_err(create)?;
+                // After the chown, which drops security.capability.
+                crate::sys::copy_xattrs(from.as_raw_fd(), to.as_raw_fd())
+                    .map_err(|e| Error::Xattrs(path.into(), e))?;
+            }
+            SFlag::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(Some(src), name).map_err(read)?;
+                symlinkat(target.as_os_str(), Some(dst), name).map_err(create)?;
+                chown_entry(dst, name, owner).map_err(create)?;
+                utimensat(
+                    Some(dst),
+                    name,
+                    &atime(&st),
+                    &mtime(&st),
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(create)?;
+            }
+            SFlag::S_IFIFO | SFlag::S_IFCHR | SFlag::S_IFBLK => {
+                let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
+                mknodat(Some(dst), name, kind, perm, st.st_rdev).map_err(create)?;
+                chown_entry(dst, name, owner).map_err(create)?;
+                // mknodat applied the umask; the node was just made, so this
+                // names it and no symlink.
+                fchmodat(Some(dst), name, perm, FchmodatFlags::FollowSymlink).map_err(create)?;
+            }
+            // Sockets belong to a process that is not here.
+            _ => {}
+        }
+        Ok(())
+    }
 }

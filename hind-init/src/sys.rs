@@ -2,7 +2,7 @@
 //! a safe function. Everything else goes through nix.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 /// Marks every fd from `first` up close-on-exec, so nothing the shim or a
 /// library left open reaches the user's command (the leaked-fd class of
@@ -247,4 +247,65 @@ pub fn setdomainname(name: &str) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Copies every extended attribute of `from` to `to` (both open fds).
+/// Names a filesystem or this process may not set (`ENOTSUP`, `EPERM`,
+/// e.g. `security.selinux` without SELinux) are skipped: the copy is the
+/// best the target allows, as with `cp -a`.
+pub fn copy_xattrs(from: RawFd, to: RawFd) -> io::Result<()> {
+    let list = xattr_call(|buf, len| {
+        // SAFETY: `buf` is valid for `len` bytes (or null with len 0, which
+        // asks for the size); the kernel writes at most `len` bytes.
+        unsafe { libc::flistxattr(from, buf.cast(), len) }
+    })?;
+    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let Ok(cname) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        let value = match xattr_call(|buf, len| {
+            // SAFETY: as above; `cname` is a NUL-terminated name.
+            unsafe { libc::fgetxattr(from, cname.as_ptr(), buf.cast(), len) }
+        }) {
+            Ok(v) => v,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENODATA | libc::ENOTSUP)) => continue,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: `value` is valid for its length; the kernel only reads it.
+        let r =
+            unsafe { libc::fsetxattr(to, cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(libc::ENOTSUP | libc::EPERM)) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a size-then-fill xattr call: first with no buffer for the size,
+/// then with a buffer of that size (again if it grew meanwhile).
+fn xattr_call(mut call: impl FnMut(*mut u8, usize) -> isize) -> io::Result<Vec<u8>> {
+    loop {
+        let size = call(std::ptr::null_mut(), 0);
+        if size < 0 {
+            let e = io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::ENOTSUP) {
+                Ok(Vec::new())
+            } else {
+                Err(e)
+            };
+        }
+        let mut buf = vec![0u8; size as usize];
+        let got = call(buf.as_mut_ptr(), buf.len());
+        if got >= 0 {
+            buf.truncate(got as usize);
+            return Ok(buf);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) {
+            return Err(e);
+        }
+    }
 }

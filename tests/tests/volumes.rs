@@ -878,3 +878,75 @@ fn volumes_from_another_container() {
     assert_eq!(volume_names(&env), Vec::<String>::new());
     env.finish();
 }
+
+/// Sets the extended attribute `name` of `path`.
+fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    let n = std::ffi::CString::new(name).expect("name");
+    // SAFETY: NUL-terminated strings and a buffer valid for its length,
+    // which the kernel only reads.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr {name} on {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The value of the extended attribute `name` of `path`, if any.
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    let n = std::ffi::CString::new(name).expect("name");
+    let mut buf = [0u8; 256];
+    // SAFETY: NUL-terminated strings and a buffer valid for its length,
+    // into which the kernel writes at most that many bytes.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| buf[..r as usize].to_vec())
+}
+
+/// Copy-up keeps hard links as links and extended attributes, of files and
+/// of dirs.
+#[test]
+fn copy_up_keeps_hard_links_and_xattrs() {
+    let env = TestEnv::new("vol_links");
+    let img = private_image(&env, "img-links");
+    let data = img.join("data");
+    fs::create_dir_all(data.join("sub")).expect("mkdir data/sub");
+    fs::write(data.join("a"), "linked\n").expect("write a");
+    fs::hard_link(data.join("a"), data.join("sub/b")).expect("link b");
+    fs::write(data.join("single"), "one\n").expect("write single");
+    set_xattr(&data.join("single"), "user.hind.test", b"file-value");
+    set_xattr(&data.join("sub"), "user.hind.test", b"dir-value");
+    let out = run_rm(&env, &["-v", "links:/data", s(&img), "true"]);
+    out.expect_success();
+    let vol = data_dir(&env, "links");
+    let a = fs::metadata(vol.join("a")).expect("stat a");
+    let b = fs::metadata(vol.join("sub/b")).expect("stat sub/b");
+    assert_eq!(a.ino(), b.ino(), "a and sub/b are one file");
+    assert_eq!(a.nlink(), 2);
+    assert_eq!(
+        fs::read_to_string(vol.join("sub/b")).expect("read b"),
+        "linked\n"
+    );
+    assert_eq!(fs::metadata(vol.join("single")).expect("stat").nlink(), 1);
+    assert_eq!(
+        get_xattr(&vol.join("single"), "user.hind.test").as_deref(),
+        Some(&b"file-value"[..])
+    );
+    assert_eq!(
+        get_xattr(&vol.join("sub"), "user.hind.test").as_deref(),
+        Some(&b"dir-value"[..])
+    );
+    env.run(&["volume", "rm", "links"]).expect_success();
+    env.finish();
+}
