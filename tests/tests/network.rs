@@ -1129,3 +1129,60 @@ fn a_host_port_in_use_fails_the_second_container() {
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     finish(env, &refs);
 }
+
+/// Networks are isolated from each other, as in Docker: a container
+/// reaches another on its own network, not one on another network (routed
+/// through the host) nor one on the default bridge; a published port stays
+/// reachable from everywhere, through the host.
+#[test]
+fn networks_are_isolated_from_each_other() {
+    let env = TestEnv::new_netns("net_isolate");
+    let ns = ns(&env);
+    network_create(&env, &["iso-a"]);
+    network_create(&env, &["iso-b"]);
+    let web_a = web(&env, &["--network", "iso-a", "-p", "8089:80"]);
+    let web_default = web(&env, &[]);
+    let ip_a = container_ip(&env, &web_a);
+    let ip_default = container_ip(&env, &web_default);
+    ns.wait_http(sock(&ip_a, 80), "/", READY);
+    ns.wait_http(sock(&ip_default, 80), "/", READY);
+    // Same network: reached.
+    assert_eq!(
+        get_from_container(&env, &["--network", "iso-a"], &ip_a, 80),
+        "hello\n"
+    );
+    // Another network, or the default bridge: not reached (nc times out).
+    for (flags, target) in [
+        (&["--network", "iso-b"][..], ip_a.as_str()),
+        (&[][..], ip_a.as_str()),
+        (&["--network", "iso-a"][..], ip_default.as_str()),
+    ] {
+        let script = format!(
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {target} 80 || echo unreachable"
+        );
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[bb(), "sh", "-c", &script]);
+        let out = env.run(&args);
+        assert!(
+            !out.stdout.contains("hello"),
+            "{flags:?} reached {target}:\n{out}"
+        );
+    }
+    // The published port, through the host's address on the default bridge.
+    let gw = exec(&env, &web_default, &["ip", "route"]);
+    let gateway = gw
+        .lines()
+        .find_map(|l| l.strip_prefix("default via "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no default route:\n{gw}"))
+        .to_string();
+    assert_eq!(
+        get_from_container(&env, &["--network", "iso-b"], &gateway, 8089),
+        "hello\n"
+    );
+    rm_f(&env, &[&web_a, &web_default]);
+    env.run(&["network", "rm", "iso-a", "iso-b"])
+        .expect_success();
+    finish(env, &[]);
+}

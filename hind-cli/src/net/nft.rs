@@ -21,7 +21,8 @@
 //!
 //! # The table
 //! - set `bridges` (ifname): hind's bridges; set `subnets` (ipv4_addr,
-//!   interval): their subnets.
+//!   interval): their subnets; set `same` (ifname . ifname): each bridge
+//!   paired with itself, for the isolation rule.
 //! - maps `pub_any` (proto . port -> addr . port, for `-p 8080:80`) and
 //!   `pub_addr` (ip . proto . port -> addr . port, for
 //!   `-p 127.0.0.1:8080:80`): the published ports. Ports are elements, not
@@ -38,6 +39,12 @@
 //!   the caller); and DNATed traffic from a container onto a bridge (a
 //!   container reaching a published port of a container on a bridge: without
 //!   it the reply would bypass the host and the connection would fail).
+//! - chain `forward` (filter, hook forward) isolates networks from each
+//!   other, as Docker does: a packet routed from one hind bridge to another
+//!   is dropped (`iifname . oifname` not a pair of `same`) unless it was
+//!   DNATed to a published port, which is open to every network as it is
+//!   to the outside. Traffic within a bridge is switched, never routed, so
+//!   it never gets here.
 //!
 //! # Concurrency
 //! Every run is atomic. Operations that must read before they write
@@ -152,16 +159,19 @@ const BASE: &str = "\
 add table ip hind
 add set ip hind bridges { type ifname; }
 add set ip hind subnets { type ipv4_addr; flags interval; }
+add set ip hind same { type ifname . ifname; }
 add map ip hind pub_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
 add map ip hind pub_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
 add chain ip hind publish
 add chain ip hind prerouting { type nat hook prerouting priority dstnat; policy accept; }
 add chain ip hind output { type nat hook output priority -100; policy accept; }
 add chain ip hind postrouting { type nat hook postrouting priority srcnat; policy accept; }
+add chain ip hind forward { type filter hook forward priority filter; policy accept; }
 flush chain ip hind publish
 flush chain ip hind prerouting
 flush chain ip hind output
 flush chain ip hind postrouting
+flush chain ip hind forward
 add rule ip hind publish dnat ip addr . port to ip daddr . meta l4proto . th dport map @pub_addr
 add rule ip hind publish dnat ip addr . port to meta l4proto . th dport map @pub_any
 add rule ip hind prerouting fib daddr type local jump publish
@@ -169,6 +179,7 @@ add rule ip hind output fib daddr type local jump publish
 add rule ip hind postrouting ip saddr @subnets oifname != @bridges masquerade
 add rule ip hind postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
 add rule ip hind postrouting ct status dnat ip saddr @subnets oifname @bridges masquerade
+add rule ip hind forward iifname @bridges oifname @bridges iifname . oifname != @same ct status & dnat == 0 drop
 ";
 
 /// Whether `nft` can be run. The lookup is done once per process.
@@ -264,6 +275,7 @@ pub fn add_network(bridge: &str, subnet: (Ipv4Addr, u8)) -> Result<()> {
     let (net, len) = network(subnet)?;
     let script = format!(
         "{BASE}add element ip hind bridges {{ \"{bridge}\" }}\n\
+         add element ip hind same {{ \"{bridge}\" . \"{bridge}\" }}\n\
          add element ip hind subnets {{ {net}/{len} }}\n"
     );
     run_script("add network", &script)
@@ -283,6 +295,9 @@ pub fn remove_network(bridge: &str, subnet: (Ipv4Addr, u8)) -> Result<()> {
     let mut script = String::new();
     if state.bridges.iter().any(|b| b == bridge) {
         script += &format!("delete element ip hind bridges {{ \"{bridge}\" }}\n");
+    }
+    if state.same.iter().any(|b| b == bridge) {
+        script += &format!("delete element ip hind same {{ \"{bridge}\" . \"{bridge}\" }}\n");
     }
     if state.subnets.contains(&subnet) {
         script += &format!(
@@ -418,6 +433,8 @@ fn network((addr, len): (Ipv4Addr, u8)) -> Result<(Ipv4Addr, u8)> {
 #[derive(Debug, Default, PartialEq)]
 struct State {
     bridges: Vec<String>,
+    /// Bridges paired with themselves in `same`.
+    same: Vec<String>,
     subnets: Vec<(Ipv4Addr, u8)>,
     ports: Vec<PortRule>,
 }
@@ -452,6 +469,17 @@ fn parse_state(json: &str) -> serde_json::Result<State> {
             (Some("bridges"), false) => {
                 let names = elems.iter().filter_map(|e| elem(e).as_str());
                 state.bridges.extend(names.map(str::to_owned));
+            }
+            (Some("same"), false) => {
+                // {"concat": [a, b]}: hind only writes a bridge with itself.
+                let pairs = elems.iter().filter_map(|e| {
+                    let c = elem(e).get("concat")?.as_array()?;
+                    match c.as_slice() {
+                        [a, b] if a == b => a.as_str().map(str::to_owned),
+                        _ => None,
+                    }
+                });
+                state.same.extend(pairs);
             }
             (Some("subnets"), false) => {
                 state
@@ -647,7 +675,8 @@ mod tests {
         in_netns(|| {
             ensure_base().unwrap();
             let rules = rule_count();
-            assert_eq!(rules, 7);
+            // publish 2, prerouting, output, postrouting 3, forward 1.
+            assert_eq!(rules, 8);
             add_network("hbr0", NET).unwrap();
             let r = rule(None, 8080, Proto::Tcp, [10, 231, 0, 2], 80);
             add_ports(std::slice::from_ref(&r)).unwrap();
@@ -672,6 +701,7 @@ mod tests {
             add_network("hbr1", (Ipv4Addr::new(10, 232, 5, 1), 16)).unwrap();
             let state = read_state().unwrap().unwrap();
             assert_eq!(state.bridges.len(), 2);
+            assert_eq!(state.same.len(), 2);
             assert_eq!(state.subnets.len(), 2);
             assert!(state.subnets.contains(&other));
             assert!(matches!(
@@ -684,6 +714,7 @@ mod tests {
             remove_network("hbr0", NET).unwrap();
             let state = read_state().unwrap().unwrap();
             assert_eq!(state.bridges, ["hbr1"]);
+            assert_eq!(state.same, ["hbr1"]);
             assert_eq!(state.subnets, [other]);
             remove_network("hbr1", other).unwrap();
             assert!(!table_exists().unwrap());
@@ -755,7 +786,7 @@ mod tests {
             // add_ports on no table creates it.
             add_ports(std::slice::from_ref(&r)).unwrap();
             assert_eq!(list_ports().unwrap(), [r]);
-            assert_eq!(rule_count(), 7);
+            assert_eq!(rule_count(), 8);
             delete_table().unwrap();
             assert!(!table_exists().unwrap());
         });
