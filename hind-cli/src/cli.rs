@@ -537,6 +537,9 @@ pub struct RunArgs {
     /// Add a line to /etc/hosts: NAME:IP.
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
+    /// Another name for the container on a user-defined network.
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Memory limit (e.g. 64m, 1g).
     #[arg(short = 'm', long, value_parser = units::parse_memory, value_name = "BYTES")]
     pub memory: Option<i64>,

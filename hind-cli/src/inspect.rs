@@ -197,6 +197,10 @@ fn network_settings(layout: &Layout, c: &Container) -> Value {
             .and_then(|net| crate::net::store::find(layout, net).ok().flatten())
             .map(|x| x.id)
             .unwrap_or_default();
+        let aliases: Vec<String> = [r.name.clone(), c.id[..12].to_string()]
+            .into_iter()
+            .chain(n.aliases.iter().cloned())
+            .collect();
         networks.insert(
             name,
             json!({
@@ -206,7 +210,7 @@ fn network_settings(layout: &Layout, c: &Container) -> Value {
                 "IPPrefixLen": n.prefix_len,
                 "Gateway": gw,
                 "MacAddress": mac,
-                "Aliases": [r.name, &c.id[..12]],
+                "Aliases": aliases,
             }),
         );
     }

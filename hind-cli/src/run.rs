@@ -100,6 +100,7 @@ pub fn run(layout: &Layout, a: RunArgs) -> anyhow::Result<i32> {
             dns_option: &a.dns_option,
             add_host: &a.add_host,
             hostname: a.hostname.as_deref(),
+            aliases: &a.network_alias,
         },
         image
             .config()

@@ -227,6 +227,9 @@ pub struct NetworkRecord {
     #[serde(default)]
     pub extra_hosts: Vec<(String, String)>,
     pub hostname: String,
+    /// `--network-alias` names on a user network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 impl NetworkRecord {

@@ -1186,3 +1186,57 @@ fn networks_are_isolated_from_each_other() {
         .expect_success();
     finish(env, &[]);
 }
+
+/// `--network-alias`: more names by which the other members of a user
+/// network find a container; refused on networks without names.
+#[test]
+fn network_aliases_are_names_on_user_networks() {
+    let env = TestEnv::new_netns("net_alias");
+    let ns = ns(&env);
+    network_create(&env, &["aliasnet"]);
+    let db = web(
+        &env,
+        &[
+            "--network",
+            "aliasnet",
+            "--name",
+            "db1",
+            "--network-alias",
+            "database",
+            "--network-alias",
+            "primary.db",
+        ],
+    );
+    let ip = container_ip(&env, &db);
+    ns.wait_http(sock(&ip, 80), "/", READY);
+    for name in ["database", "primary.db", "db1"] {
+        assert_eq!(
+            get_from_container(&env, &["--network", "aliasnet"], name, 80),
+            "hello\n",
+            "{name}"
+        );
+    }
+    let aliases = &inspect(&env, &db)["NetworkSettings"]["Networks"]["aliasnet"]["Aliases"];
+    assert!(
+        aliases
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "database")),
+        "{aliases}"
+    );
+    for (network, alias) in [("bridge", "x"), ("none", "x"), ("aliasnet", "bad name")] {
+        let out = env.run(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "--network-alias",
+            alias,
+            bb(),
+            "true",
+        ]);
+        out.expect_hind_error(125, &["--network-alias", alias]);
+    }
+    rm_f(&env, &[&db]);
+    env.run(&["network", "rm", "aliasnet"]).expect_success();
+    finish(env, &[]);
+}

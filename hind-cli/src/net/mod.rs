@@ -46,6 +46,10 @@ pub enum Error {
     IpTaken(Ipv4Addr, String),
     #[error("--ip needs a bridge network, not --network {0}")]
     IpMode(String),
+    #[error("--network-alias {0:?}: aliases are for user-defined networks, not --network {1}")]
+    AliasMode(String, String),
+    #[error("--network-alias {0:?}: not a valid host name")]
+    AliasSyntax(String),
     #[error("port publishing needs a bridge network, not --network {0}")]
     PublishMode(String),
     #[error("port {0} is already published by container {1}")]
@@ -113,6 +117,8 @@ pub struct Flags<'a> {
     pub dns_option: &'a [String],
     pub add_host: &'a [String],
     pub hostname: Option<&'a str>,
+    /// `--network-alias`: more names the container has on a user network.
+    pub aliases: &'a [String],
 }
 
 /// How the bundle gets the container's network namespace.
@@ -170,6 +176,15 @@ pub fn plan(layout: &Layout, id: &str, f: &Flags, image_exposed: &[String]) -> R
             .ok_or_else(|| Error::AddHost(h.clone()))?;
         rec.extra_hosts.push((name.to_string(), ip.to_string()));
     }
+    for a in f.aliases {
+        let ok = !a.is_empty()
+            && a.len() <= 253
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok {
+            return Err(Error::AliasSyntax(a.clone()));
+        }
+    }
     let ip =
         f.ip.map(|s| s.parse::<Ipv4Addr>().map_err(|_| Error::IpSyntax(s.into())))
             .transpose()?;
@@ -206,6 +221,9 @@ pub fn plan(layout: &Layout, id: &str, f: &Flags, image_exposed: &[String]) -> R
             if !published.is_empty() {
                 return Err(Error::PublishMode(f.network.into()));
             }
+            if let Some(a) = f.aliases.first() {
+                return Err(Error::AliasMode(a.clone(), f.network.into()));
+            }
             if ip.is_some() {
                 return Err(Error::IpMode(f.network.into()));
             }
@@ -237,6 +255,9 @@ pub fn plan(layout: &Layout, id: &str, f: &Flags, image_exposed: &[String]) -> R
             if ip.is_some() {
                 return Err(Error::IpMode(f.network.into()));
             }
+            if let Some(a) = f.aliases.first() {
+                return Err(Error::AliasMode(a.clone(), f.network.into()));
+            }
             let theirs = other.record.network.clone().unwrap_or_default();
             rec.mode = format!("container:{}", other.id);
             rec.hostname = theirs.hostname.clone();
@@ -259,6 +280,11 @@ pub fn plan(layout: &Layout, id: &str, f: &Flags, image_exposed: &[String]) -> R
             } else {
                 name
             };
+            if name == store::DEFAULT {
+                if let Some(a) = f.aliases.first() {
+                    return Err(Error::AliasMode(a.clone(), f.network.into()));
+                }
+            }
             if name != store::DEFAULT {
                 let net = store::find(layout, name)?.ok_or_else(|| Error::NotFound(name.into()))?;
                 if let Some(ip) = ip {
@@ -273,6 +299,7 @@ pub fn plan(layout: &Layout, id: &str, f: &Flags, image_exposed: &[String]) -> R
             }
             rec.mode = rec.network.clone().expect("set");
             rec.ip = ip;
+            rec.aliases = f.aliases.to_vec();
             rec.ports = published;
             bridged(rec)
         }
@@ -359,6 +386,7 @@ pub fn attach(layout: &Layout, id: &str) -> Result<()> {
                 Lease {
                     container: id.to_string(),
                     name: rec.name.clone(),
+                    aliases: net_rec.aliases.clone(),
                 },
             );
             lock.save(&net)?;
@@ -628,7 +656,10 @@ fn peers_of(net: &Network, except: &str) -> Vec<files::HostEntry> {
         .filter(|(_, l)| l.container != except)
         .map(|(ip, l)| files::HostEntry {
             ip: ip.to_string(),
-            names: vec![l.name.clone(), l.container[..12].to_string()],
+            names: [l.name.clone(), l.container[..12].to_string()]
+                .into_iter()
+                .chain(l.aliases.iter().cloned())
+                .collect(),
         })
         .collect()
 }

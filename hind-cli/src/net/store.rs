@@ -42,6 +42,9 @@ pub const DEFAULT_BRIDGE: &str = "hind0";
 pub struct Lease {
     pub container: String,
     pub name: String,
+    /// `--network-alias` names, by which the other members find it too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
