@@ -39,20 +39,26 @@ bench_rootfs() {
 bench_ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
 
 # bench_latency WORK RUNS: times each command of the caller's array cmds
-# (named by names) RUNS times after 3 warm-ups: with hyperfine unless it is
-# missing or HIND_BENCH_LOOP is set, else in a shell loop timed with
-# `date +%s%N`. Sets results to "NAME MEAN_MS MEDIAN_MS" per command, in
-# order, stddevs to each one's standard deviation (ms, sample), and
-# bench_how to the method.
+# (named by names) RUNS times after bench_warmup (default 3) warm-ups: with
+# hyperfine unless it is missing or HIND_BENCH_LOOP is set, else in a shell
+# loop timed with `date +%s%N`. An array preps, if set, holds a command run
+# untimed before every run of the command at the same index. bench_quiet=1
+# hides hyperfine's own output unless HIND_BENCH_VERBOSE is set. Sets
+# results to "NAME MEAN_MS MEDIAN_MS" per command, in order, stddevs to each
+# one's standard deviation (ms, sample), and bench_how to the method.
 bench_latency() {
-    local work=$1 runs=$2 i r t0 t1 samples line args=()
+    local work=$1 runs=$2 i r t0 t1 samples line args=() warmup=${bench_warmup:-3}
     results=() stddevs=()
     if command -v hyperfine >/dev/null && [[ -z ${HIND_BENCH_LOOP:-} ]]; then
         for i in "${!cmds[@]}"; do
-            args+=(--command-name "${names[$i]}" "${cmds[$i]}")
+            args+=(--command-name "${names[$i]}")
+            [[ -n ${preps[$i]:-} ]] && args+=(--prepare "${preps[$i]}")
+            args+=("${cmds[$i]}")
         done
-        hyperfine -N --warmup 3 --runs "$runs" \
-            --export-json "$work/hyperfine.json" "${args[@]}"
+        local out=/dev/stdout
+        [[ -n ${bench_quiet:-} && -z ${HIND_BENCH_VERBOSE:-} ]] && out=/dev/null
+        hyperfine -N --warmup "$warmup" --runs "$runs" \
+            --export-json "$work/hyperfine.json" "${args[@]}" >"$out"
         # One result object per command, in order: pull mean and median (s).
         local means medians sds
         mapfile -t means < <(grep -o '"mean": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
@@ -68,8 +74,12 @@ bench_latency() {
     for i in "${!cmds[@]}"; do
         samples=$work/samples-$i
         : >"$samples"
-        for _ in 1 2 3; do ${cmds[$i]} </dev/null >/dev/null; done
+        for ((r = 0; r < warmup; r++)); do
+            ${preps[$i]:-}
+            ${cmds[$i]} </dev/null >/dev/null
+        done
         for ((r = 0; r < runs; r++)); do
+            ${preps[$i]:-}
             t0=$(date +%s%N)
             ${cmds[$i]} </dev/null >/dev/null
             t1=$(date +%s%N)

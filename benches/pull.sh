@@ -171,54 +171,21 @@ done
     exit 1
 }
 
-results=()
-if command -v hyperfine >/dev/null && [[ -z ${HIND_BENCH_LOOP:-} ]]; then
-    args=()
-    for i in 0 1; do
-        args+=(--command-name "${names[$i]}" --prepare "${preps[$i]}" "${cmds[$i]}")
-    done
-    if [[ -n ${HIND_BENCH_VERBOSE:-} ]]; then
-        hyperfine -N --runs "$runs" --export-json "$work/hyperfine.json" "${args[@]}"
-    else
-        hyperfine -N --runs "$runs" --export-json "$work/hyperfine.json" "${args[@]}" >/dev/null
-    fi
-    mapfile -t means < <(grep -o '"mean": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
-    mapfile -t medians < <(grep -o '"median": *[0-9.e+-]*' "$work/hyperfine.json" | awk '{print $2}')
-    for i in 0 1; do
-        results+=("${names[$i]} ${means[$i]} ${medians[$i]}")
-    done
-else
-    for i in 0 1; do
-        samples=$work/samples-$i
-        : >"$samples"
-        for ((r = 0; r < runs; r++)); do
-            ${preps[$i]}
-            t0=$(date +%s%N)
-            ${cmds[$i]} </dev/null >/dev/null
-            t1=$(date +%s%N)
-            echo $((t1 - t0)) >>"$samples"
-        done
-        line=$(sort -n "$samples" | awk '
-            { v[NR] = $1; sum += $1 }
-            END {
-                med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                printf "%.6f %.6f", sum / NR / 1e9, med / 1e9
-            }')
-        results+=("${names[$i]} $line")
-    done
-fi
+# No warm-ups: the sanity run above was one. Results come in ms.
+bench_warmup=0 bench_quiet=1 bench_latency "$work" "$runs"
 ${preps[0]}
 ${preps[1]}
 
 echo
 printf '5-layer image, %s MB of gzip blobs (%s MB unpacked), %s runs, %s cpus, %s\n' \
     "$(mb $total_blob)" "$(mb $total_tar)" "$runs" "$(nproc)" \
-    "$([[ -z ${HIND_BENCH_LOOP:-} ]] && command -v hyperfine >/dev/null && echo hyperfine || echo shell loop)"
+    "$bench_how"
 printf '%-8s %10s %10s %10s\n' tool "mean s" "median s" "MB/s"
 for r in "${results[@]}"; do
     read -r n mean med <<<"$r"
-    printf '%-8s %10.3f %10.3f %10.1f\n' "$n" "$mean" "$med" \
-        "$(awk -v b="$total_blob" -v t="$med" 'BEGIN { print b / 1e6 / t }')"
+    printf '%-8s %10.3f %10.3f %10.1f\n' "$n" "$(awk -v t="$mean" 'BEGIN { print t / 1e3 }')" \
+        "$(awk -v t="$med" 'BEGIN { print t / 1e3 }')" \
+        "$(awk -v b="$total_blob" -v t="$med" 'BEGIN { print b / 1e3 / t }')"
 done
 read -r _ _ hmed <<<"${results[0]}"
 read -r _ _ smed <<<"${results[1]}"

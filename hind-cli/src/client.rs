@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use protocol::control::{Event, Hello, Request};
@@ -28,11 +27,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub fn connect(layout: &Layout, id: &str) -> Result<UnixStream> {
     let err = |e| Error::Connect(id.to_string(), e);
     let dir = File::open(&layout.run).map_err(err)?;
-    let addr = format!(
-        "/proc/self/fd/{}/{}",
-        dir.as_raw_fd(),
-        paths::socket_name(id)
-    );
+    let addr = paths::via_dir_fd(&dir, &paths::socket_name(id));
     let mut s = UnixStream::connect(addr).map_err(err)?;
     let talk = |e| Error::Talk(id.to_string(), e);
     frame::write(

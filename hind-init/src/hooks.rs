@@ -52,11 +52,28 @@ pub fn run(kind: &'static str, hook: &Hook, state: &str) -> Result<()> {
     if let Some((first, rest)) = hook.args.split_first() {
         cmd.arg0(first).args(rest);
     }
+    // stderr goes to a memfd, not a pipe: a hook writing more than a
+    // pipe holds must not block while this waits for it to exit.
+    let err_fd = nix::sys::memfd::memfd_create(
+        c"hook-stderr",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    )
+    .map_err(|e| Error::Spawn {
+        kind,
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    let mut err_file = std::fs::File::from(err_fd);
+    let err_for_child = err_file.try_clone().map_err(|source| Error::Spawn {
+        kind,
+        path: path.clone(),
+        source,
+    })?;
     cmd.env_clear()
         .envs(hook.env.iter().filter_map(|e| e.split_once('=')))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::from(err_for_child));
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         kind,
         path: path.clone(),
@@ -97,8 +114,8 @@ pub fn run(kind: &'static str, hook: &Hook, state: &str) -> Result<()> {
         return Ok(());
     }
     let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = io::Read::read_to_string(&mut e, &mut err);
+    if io::Seek::rewind(&mut err_file).is_ok() {
+        let _ = io::Read::read_to_string(&mut err_file, &mut err);
     }
     let how = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exited with status {c}"),

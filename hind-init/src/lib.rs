@@ -16,7 +16,6 @@ use std::os::unix::net::{UnixListener, UnixStream};
 
 use protocol::init::{FromInit, InitConfig, ToInit, INIT_SOCKET_ENV, INIT_SOCKET_FD};
 use protocol::{frame, EXIT_ENGINE};
-use sendfd::RecvWithFd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -154,26 +153,12 @@ fn run(sock: &mut UnixStream) -> Result<std::convert::Infallible, Error> {
 
 /// Reads one frame, and the fd sent along with it (a listener), if any.
 fn read_with_fd(sock: &mut UnixStream) -> Result<(ToInit, Option<UnixListener>), Error> {
-    let mut dec = frame::Decoder::default();
-    let mut listener = None;
-    let mut buf = [0u8; 512];
-    loop {
-        if let Some(m) = dec.next_frame().map_err(Error::ReadConfig)? {
-            return Ok((m, listener));
-        }
-        let mut fds: [RawFd; 1] = [-1];
-        let (n, nfds) = sock
-            .recv_with_fd(&mut buf, &mut fds)
-            .map_err(Error::RecvListener)?;
-        if nfds > 0 {
-            // SAFETY: the kernel just installed this fd in our table and
-            // nothing else refers to it.
-            listener = Some(unsafe { UnixListener::from_raw_fd(fds[0]) });
-        }
-        if n == 0 {
-            // The shim is gone or gave up: nobody supervises us.
-            std::process::exit(EXIT_ENGINE);
-        }
-        dec.feed(&buf[..n]);
+    let mut fd = None;
+    match frame::FdReader::default().recv(sock, &mut fd) {
+        Ok(m) => Ok((m, fd.map(UnixListener::from))),
+        // The shim is gone or gave up: nobody supervises us.
+        Err(frame::Error::Closed) => std::process::exit(EXIT_ENGINE),
+        Err(frame::Error::Io(e)) => Err(Error::RecvListener(e)),
+        Err(e) => Err(Error::ReadConfig(e)),
     }
 }

@@ -160,7 +160,7 @@ pub fn setup(cfg: &InitConfig) -> Result<()> {
     )
     .map_err(|e| Error::Hook(Box::new(e)))?;
 
-    enter_root(root)?;
+    enter_root(root, first.contains(MsFlags::MS_SHARED))?;
     // Masks, read-only paths and sysctls below are paths in /proc: they
     // mean something only if /proc is procfs, not whatever an image's
     // symlinks managed to put there (a file, a tmpfs over it).
@@ -810,7 +810,9 @@ fn host_has_device(d: &Device) -> bool {
 }
 
 /// Makes `root` the new `/` and drops every reference to the host's tree.
-fn enter_root(root: &Path) -> Result<()> {
+/// `shared`: the mounts were made shared (rootfsPropagation), so the old
+/// root is still a peer of the host's mounts.
+fn enter_root(root: &Path, shared: bool) -> Result<()> {
     let err = |e| Error::PivotRoot(root.to_path_buf(), e);
     // The old root, to come back to after the pivot: "." then names the
     // old root's mount, not the new root under it.
@@ -822,10 +824,12 @@ fn enter_root(root: &Path) -> Result<()> {
     // chroot, nothing of the host stays reachable through "..".
     pivot_root(".", ".").map_err(err)?;
     nix::unistd::fchdir(old.as_raw_fd()).map_err(err)?;
-    // The old root may still be a peer of the host's mounts (a shared
-    // rootfsPropagation): as a slave, its unmount below does not
-    // propagate and take the host's mounts with it.
-    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).map_err(err)?;
+    // A shared old root is a peer of the host's mounts: as a slave, its
+    // unmount below does not propagate and take the host's mounts with
+    // it. Private or slave (every other propagation) it is not a peer.
+    if shared {
+        mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).map_err(err)?;
+    }
     umount2(".", MntFlags::MNT_DETACH).map_err(Error::DetachOldRoot)?;
     drop(old);
     chdir("/").map_err(err)?;

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,6 @@ use nix::unistd::Pid;
 use protocol::frame;
 use protocol::init::{ExecConfig, FromInit, InitConfig, ToInit, INIT_SOCKET_ENV, INIT_SOCKET_FD};
 use protocol::EXIT_ENGINE;
-use sendfd::RecvWithFd;
 
 use crate::cgroups::{self, Cgroup};
 use crate::memfd::{self, SealedExe};
@@ -33,6 +32,8 @@ pub enum Error {
     Setns(PathBuf, #[source] io::Error),
     #[error("write {0}")]
     IdMap(PathBuf, #[source] io::Error),
+    #[error("create the user namespace's sync pipe")]
+    Pipe(#[source] io::Error),
     #[error("clone the container init into new namespaces")]
     Clone(#[source] io::Error),
     #[error(transparent)]
@@ -108,6 +109,34 @@ pub struct ChildStdio {
     pub stderr: OwnedFd,
 }
 
+impl ChildStdio {
+    /// /dev/null on all three: for a terminal, whose pty init makes itself.
+    pub fn devnull() -> io::Result<ChildStdio> {
+        let open = || -> io::Result<OwnedFd> {
+            Ok(std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?
+                .into())
+        };
+        Ok(ChildStdio {
+            stdin: open()?,
+            stdout: open()?,
+            stderr: open()?,
+        })
+    }
+
+    /// This process's own stdio (`hind-runc`: the caller's pipes).
+    pub fn inherited() -> io::Result<ChildStdio> {
+        use std::os::fd::AsFd;
+        Ok(ChildStdio {
+            stdin: io::stdin().as_fd().try_clone_to_owned()?,
+            stdout: io::stdout().as_fd().try_clone_to_owned()?,
+            stderr: io::stderr().as_fd().try_clone_to_owned()?,
+        })
+    }
+}
+
 /// A container whose init is waiting for the go (OCI "created").
 pub struct Created {
     pub pid: Pid,
@@ -148,6 +177,26 @@ pub struct Options {
     pub kill_with_parent: bool,
     /// fds init and then the command get as 3, 4, ... (`--preserve-fds`).
     pub preserve: Vec<RawFd>,
+}
+
+/// The namespaces a process joining a container enters (`flags`: every
+/// one the container has, new or joined), by their /proc/PID/ns names: the
+/// user namespace first, for the privileges it gives over the rest, the
+/// mount namespace last, as joining it changes what paths mean.
+pub fn exec_namespaces(flags: CloneFlags) -> Vec<String> {
+    [
+        (CloneFlags::CLONE_NEWUSER, "user"),
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWPID, "pid"),
+        (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+        (CloneFlags::CLONE_NEWNS, "mnt"),
+    ]
+    .into_iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .map(|(_, n)| n.to_string())
+    .collect()
 }
 
 /// `_IO(0xb7, 0x3)` from linux/nsfs.h.
@@ -201,10 +250,17 @@ impl Spawned {
     /// Kills and reaps init and removes the cgroup: the way out when
     /// something between [`spawn`] and [`configure`] failed.
     pub fn abort(self, cgroup: &Cgroup) {
-        let _ = kill(self.pid, Signal::SIGKILL);
-        let _ = waitpid(self.pid, None);
-        let _ = cgroup.remove();
+        let _ = undo(self.pid, cgroup, Error::InitDied);
     }
+}
+
+/// The way out of a failed start: init killed and reaped, the cgroup
+/// removed; returns `e`, or how init ended if it just closed its socket.
+fn undo(pid: Pid, cgroup: &Cgroup, e: Error) -> Error {
+    let _ = kill(pid, Signal::SIGKILL);
+    let status = waitpid(pid, None);
+    let _ = cgroup.remove();
+    died(e, "the container", status)
 }
 
 /// The first half of [`create`]: init exists in its namespaces (joined or
@@ -227,6 +283,49 @@ pub fn spawn(
     } else {
         cgroup.prepare(&bundle.resources)?
     };
+    // From here on a failure must take the cgroup made above with it.
+    let (pid, sock, maps_pipe) = match clone_into(bundle, stdio, init, opts, userns) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = cgroup.remove();
+            return Err(e);
+        }
+    };
+    let prepared = (|| {
+        if let Some((r, w)) = maps_pipe {
+            drop(r);
+            write_id_maps(pid, bundle)?;
+            // Go: the child becomes root of its namespace and execs.
+            let _ = nix::unistd::write(&w, &[1]);
+        }
+        if join.is_none() {
+            cgroup.enter(pid.as_raw(), &bundle.resources)?;
+        }
+        Ok(())
+    })();
+    match prepared {
+        Ok(()) => Ok(Spawned {
+            pid,
+            sock,
+            cgroup_join: join.unwrap_or_default(),
+        }),
+        Err(e) => Err(undo(pid, cgroup, e)),
+    }
+}
+
+/// The pipe on which a child in a new user namespace waits for its maps.
+type MapsPipe = Option<(OwnedFd, OwnedFd)>;
+
+/// Clones init into its namespaces (joining those given by path); returns
+/// its pid, the parent's end of the init socket and, for a new user
+/// namespace, the pipe its child waits on.
+fn clone_into(
+    bundle: &Bundle,
+    stdio: ChildStdio,
+    init: &Path,
+    opts: &Options,
+    userns: bool,
+) -> Result<(Pid, UnixStream, MapsPipe)> {
     let (parent_sock, child_sock) = UnixStream::pair().map_err(Error::SocketPair)?;
     // A fresh copy per container: init is the container's process until
     // it execs the user's command (runc CVE-2019-5736).
@@ -277,8 +376,8 @@ pub fn spawn(
         opts,
     );
     let maps_pipe = if userns {
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::SocketPair(e.into()))?;
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Pipe(e.into()))?;
         exec.maps_ready = r.as_raw_fd();
         Some((r, w))
     } else {
@@ -290,33 +389,7 @@ pub fn spawn(
     drop(join_fds);
     drop(child_sock);
     drop(stdio);
-
-    let spawned = Spawned {
-        pid,
-        sock: parent_sock,
-        cgroup_join: join.clone().unwrap_or_default(),
-    };
-    let prepared = (|| {
-        if let Some((r, w)) = maps_pipe {
-            drop(r);
-            write_id_maps(pid, bundle)?;
-            // Go: the child becomes root of its namespace and execs.
-            let _ = nix::unistd::write(&w, &[1]);
-        }
-        if join.is_none() {
-            cgroup.enter(pid.as_raw(), &bundle.resources)?;
-        }
-        Ok(())
-    })();
-    match prepared {
-        Ok(()) => Ok(spawned),
-        Err(e) => {
-            let _ = kill(pid, Signal::SIGKILL);
-            let status = waitpid(pid, None);
-            let _ = cgroup.remove();
-            Err(died(e, "the container", status))
-        }
-    }
+    Ok((pid, parent_sock, maps_pipe))
 }
 
 /// Writes the user namespace's uid and gid maps of `pid`, which init
@@ -345,14 +418,8 @@ fn write_id_maps(pid: Pid, bundle: &Bundle) -> Result<()> {
 /// returns once init has done everything up to the exec.
 pub fn configure(spawned: Spawned, mut cfg: InitConfig, cgroup: &Cgroup) -> Result<Created> {
     let pid = spawned.pid;
-    let fail = |e: Error| -> Error {
-        let _ = kill(pid, Signal::SIGKILL);
-        let status = waitpid(pid, None);
-        let _ = cgroup.remove();
-        died(e, "the container", status)
-    };
     cfg.cgroup_join = spawned.cgroup_join;
-    handshake(spawned.sock, &cfg, pid).map_err(fail)
+    handshake(spawned.sock, &cfg, pid).map_err(|e| undo(pid, cgroup, e))
 }
 
 fn handshake(mut sock: UnixStream, cfg: &InitConfig, pid: Pid) -> Result<Created> {
@@ -387,30 +454,15 @@ fn handshake(mut sock: UnixStream, cfg: &InitConfig, pid: Pid) -> Result<Created
 
 /// Reads frames from init, collecting an fd passed along (the pty master).
 #[derive(Default)]
-struct Receiver {
-    dec: frame::Decoder,
-}
+struct Receiver(frame::FdReader);
 
 impl Receiver {
     fn recv(&mut self, sock: &mut UnixStream, fd_out: &mut Option<OwnedFd>) -> Result<FromInit> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(m) = self.dec.next_frame().map_err(Error::Talk)? {
-                return Ok(m);
-            }
-            let mut fds: [RawFd; 1] = [-1];
-            let (n, nfds) = sock
-                .recv_with_fd(&mut buf, &mut fds)
-                .map_err(Error::RecvPty)?;
-            if nfds > 0 {
-                // SAFETY: the kernel just installed this fd in our table.
-                *fd_out = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-            }
-            if n == 0 {
-                return Err(Error::InitDied);
-            }
-            self.dec.feed(&buf[..n]);
-        }
+        self.0.recv(sock, fd_out).map_err(|e| match e {
+            frame::Error::Closed => Error::InitDied,
+            frame::Error::Io(e) => Error::RecvPty(e),
+            e => Error::Talk(e),
+        })
     }
 }
 

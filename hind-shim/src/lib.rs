@@ -160,7 +160,7 @@ fn listen(layout: &Layout, id: &str) -> anyhow::Result<UnixListener> {
     let dir = fs::File::open(&layout.run)
         .with_context(|| format!("open run dir {}", layout.run.display()))?;
     let name = paths::socket_name(id);
-    let short = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
+    let short = paths::via_dir_fd(&dir, &name);
     let _ = fs::remove_file(layout.run.join(&name));
     let listener = UnixListener::bind(&short)
         .with_context(|| format!("bind control socket {}", layout.run.join(&name).display()))?;
@@ -191,23 +191,11 @@ fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
 }
 
 fn stdio(terminal: bool, open_stdin: bool) -> anyhow::Result<Pipes> {
-    let devnull = || -> anyhow::Result<OwnedFd> {
-        Ok(fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .context("open /dev/null")?
-            .into())
-    };
     if terminal {
         // init makes the pty inside the container; until then its stdio
         // leads nowhere.
         return Ok(Pipes {
-            child: launch::ChildStdio {
-                stdin: devnull()?,
-                stdout: devnull()?,
-                stderr: devnull()?,
-            },
+            child: launch::ChildStdio::devnull().context("open /dev/null")?,
             io: supervisor::Io {
                 stdout: None,
                 stderr: None,
@@ -322,29 +310,16 @@ fn exec_config(
             ambient: Vec::new(),
         });
     }
-    // Namespaces joined by path are the container's as much as new ones.
-    let flags = bundle
+    // Namespaces joined by path are the container's as much as new ones;
+    // a new cgroup namespace is made by init, not at clone.
+    let mut flags = bundle
         .join
         .iter()
         .fold(bundle.clone_flags, |acc, (f, _)| acc | *f);
-    let mut namespaces = Vec::new();
-    for (f, name) in [
-        (CloneFlags::CLONE_NEWIPC, "ipc"),
-        (CloneFlags::CLONE_NEWUTS, "uts"),
-        (CloneFlags::CLONE_NEWNET, "net"),
-        (CloneFlags::CLONE_NEWPID, "pid"),
-    ] {
-        if flags.contains(f) {
-            namespaces.push(name.to_string());
-        }
-    }
     if bundle.init.new_cgroup_ns {
-        namespaces.push("cgroup".into());
+        flags |= CloneFlags::CLONE_NEWCGROUP;
     }
-    // The mount namespace last: joining it changes what paths mean.
-    if flags.contains(CloneFlags::CLONE_NEWNS) {
-        namespaces.push("mnt".into());
-    }
+    let namespaces = launch::exec_namespaces(flags);
     protocol::init::ExecConfig {
         init_pid: init_pid.as_raw(),
         namespaces,
@@ -425,18 +400,7 @@ fn run(layout: &Layout, id: &str, client: &mut Option<UnixStream>) -> Result<(),
 
     let mut restarts = 0;
     let mut started_at = Instant::now();
-    let cgroup_dirs: Vec<PathBuf> = protocol::cgroupfs::hierarchy_roots()
-        .into_iter()
-        .map(|r| {
-            r.join(
-                bundle
-                    .cgroups_path
-                    .strip_prefix("/")
-                    .unwrap_or(&bundle.cgroups_path),
-            )
-        })
-        .filter(|d| d.is_dir())
-        .collect();
+    let cgroup_dirs = protocol::cgroupfs::dirs(&bundle.cgroups_path);
     let init_path = launch::init_path();
     // Everything start-up needs has run: give its pages back.
     trim_memory();

@@ -328,6 +328,18 @@ fn lsm_present(name: &str, marker: &str) -> bool {
     present
 }
 
+/// Every namespace the spec gives the container, new or joined by path.
+pub fn namespace_flags(spec: &Spec) -> CloneFlags {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .fold(CloneFlags::empty(), |acc, ns| {
+            acc | CloneFlags::from_bits_truncate(ns.typ() as i32)
+        })
+}
+
 /// The hooks of one kind, in the flat form hind-init runs.
 pub fn hooks(
     spec: &Spec,

@@ -24,6 +24,16 @@ pub fn hierarchy_roots() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// The dirs of cgroup `path` that exist, one per hierarchy: what a process
+/// joining the container writes itself into.
+pub fn dirs(path: &Path) -> Vec<PathBuf> {
+    hierarchy_roots()
+        .into_iter()
+        .map(|r| r.join(relative(path)))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
 fn relative(path: &Path) -> &Path {
     path.strip_prefix("/").unwrap_or(path)
 }

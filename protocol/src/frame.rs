@@ -3,6 +3,10 @@
 //! socket and on the shim's control socket.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use sendfd::RecvWithFd;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -130,6 +134,42 @@ impl Decoder {
         match self.next_body()? {
             Some(body) => Ok(Some(decode(body)?)),
             None => Ok(None),
+        }
+    }
+}
+
+/// Reads frames from a blocking unix socket, keeping the fd a peer sends
+/// along with one (SCM_RIGHTS): the pty master init opens, the start socket
+/// `hind-runc create` hands init.
+#[derive(Default)]
+pub struct FdReader {
+    dec: Decoder,
+}
+
+impl FdReader {
+    /// The next message; an fd that arrived meanwhile goes into `fd`.
+    /// [`Error::Closed`] at EOF, [`Error::Io`] if receiving failed.
+    pub fn recv<T: DeserializeOwned>(
+        &mut self,
+        sock: &UnixStream,
+        fd: &mut Option<OwnedFd>,
+    ) -> Result<T> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(m) = self.dec.next_frame()? {
+                return Ok(m);
+            }
+            let mut fds: [RawFd; 1] = [-1];
+            let (n, nfds) = sock.recv_with_fd(&mut buf, &mut fds)?;
+            if nfds > 0 {
+                // SAFETY: the kernel just installed this fd in our table and
+                // nothing else refers to it.
+                *fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+            if n == 0 {
+                return Err(Error::Closed);
+            }
+            self.dec.feed(&buf[..n]);
         }
     }
 }

@@ -99,6 +99,13 @@ pub fn rotated_log(log: &Path, n: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// `name` in the directory open as `dir`, as a unix socket address:
+/// `/proc/self/fd/N/NAME` stays short (`sun_path` holds 108 bytes)
+/// whatever the directory's own path.
+pub fn via_dir_fd(dir: &impl std::os::fd::AsRawFd, name: &str) -> String {
+    format!("/proc/self/fd/{}/{name}", dir.as_raw_fd())
+}
+
 pub fn socket_name(id: &str) -> String {
     format!("{id}.sock")
 }

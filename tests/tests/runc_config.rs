@@ -1644,3 +1644,35 @@ fn failing_prestart_hook_fails_create_and_leaves_nothing() {
     assert_eq!(entries[1].1["status"], "stopped", "{entries:?}");
     env.finish();
 }
+
+/// A namespace path that cannot be joined fails create with the path
+/// named, and leaves no state, cgroup or process (the cgroup is made
+/// before the namespaces are opened).
+#[test]
+fn unjoinable_namespace_path_fails_create_and_leaves_nothing() {
+    let env = TestEnv::new("rcfg_badns");
+    let rt = Runc::new(&env);
+    let missing = env.scratch().join("no-such-netns");
+    let not_ns = env.scratch().join("plain-file");
+    fs::write(&not_ns, "x").expect("write plain-file");
+    for (id, path) in [("badns1", &missing), ("badns2", &not_ns)] {
+        let mut b = sh_bundle(&env, id, "true");
+        let p = path.to_str().expect("UTF-8 path");
+        b.edit(|c| {
+            let nss = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+            nss.retain(|n| n["type"] != "network");
+            nss.push(json!({"type": "network", "path": p}));
+        });
+        let out = rt.create(&b, id, &[]);
+        if runtime_is_hind() {
+            out.expect_runtime_error(&[p]);
+        } else {
+            assert_ne!(out.code, 0, "{out}");
+        }
+        assert!(
+            rt.try_state(id).code != 0,
+            "{id} exists after a failed create"
+        );
+    }
+    env.finish();
+}

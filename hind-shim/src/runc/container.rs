@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,8 +55,6 @@ pub enum Error {
     Listen(PathBuf, #[source] io::Error),
     #[error("hand the start socket to init")]
     Detach(#[source] io::Error),
-    #[error("write pid file {0}")]
-    PidFile(PathBuf, #[source] io::Error),
     #[error("container {0} is {1}, not created: it cannot be started")]
     NotCreated(String, &'static str),
     #[error("connect to container {0}")]
@@ -166,38 +164,15 @@ struct Made {
 }
 
 impl Made {
-    /// Undoes everything: init killed and reaped, cgroup and state gone.
+    /// Undoes everything: init killed and reaped, cgroup and state gone,
+    /// and the poststop hooks run as for any failed create.
     fn abort(self, root: &Path) {
         let _ = send_signal(self.created.pid, Signal::SIGKILL);
         let _ = waitpid(self.created.pid, None);
         let _ = self.cgroup.remove();
+        poststop(&self.spec, &self.st);
         let _ = state::remove_dir(root, &self.st.id);
     }
-}
-
-pub fn dup_stdio() -> Result<ChildStdio> {
-    let dup = |fd: std::os::fd::BorrowedFd| fd.try_clone_to_owned().map_err(Error::Stdio);
-    Ok(ChildStdio {
-        stdin: dup(io::stdin().as_fd())?,
-        stdout: dup(io::stdout().as_fd())?,
-        stderr: dup(io::stderr().as_fd())?,
-    })
-}
-
-pub fn devnull_stdio() -> Result<ChildStdio> {
-    let open = || -> Result<OwnedFd> {
-        Ok(fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(Error::Stdio)?
-            .into())
-    };
-    Ok(ChildStdio {
-        stdin: open()?,
-        stdout: open()?,
-        stderr: open()?,
-    })
 }
 
 /// Runs the runtime-namespace hooks of one kind from the spec.
@@ -209,13 +184,6 @@ fn run_hooks(
 ) -> Result<()> {
     let hooks: Vec<Hook> = spec::hooks(spec, pick);
     Ok(hind_init::hooks::run_all(kind, &hooks, state_json)?)
-}
-
-/// Writes the pid file as runc does: whole or not at all.
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    state::write_atomic(&path, pid.to_string().as_bytes())
-        .map_err(|e| Error::PidFile(path.clone(), io::Error::other(e.to_string())))
 }
 
 /// Sends the pty master over the console socket (SCM_RIGHTS), what conmon
@@ -284,10 +252,11 @@ fn make(g: &Global, a: &CreateArgs, detached: bool) -> Result<Made> {
     })();
     let (b, cgroup, mut st) = prepared.inspect_err(|_| undo_dir())?;
     let stdio = if terminal {
-        devnull_stdio()
+        ChildStdio::devnull()
     } else {
-        dup_stdio()
+        ChildStdio::inherited()
     }
+    .map_err(Error::Stdio)
     .inspect_err(|_| undo_dir())?;
     let opts = launch::Options {
         kill_with_parent: false,
@@ -305,10 +274,9 @@ fn make(g: &Global, a: &CreateArgs, detached: bool) -> Result<Made> {
         .and_then(|()| run_hooks(&spec, "createRuntime", |h| h.create_runtime(), &creating));
     // A failed create goes on with `delete` (runtime.md, "Lifecycle"
     // steps 2 and 12): the poststop hooks run whatever failed.
-    let poststop = |st: &State| poststop(&spec, st);
     if let Err(e) = hooked {
         spawned.abort(&cgroup);
-        poststop(&st);
+        poststop(&spec, &st);
         undo_dir();
         return Err(e);
     }
@@ -316,7 +284,7 @@ fn make(g: &Global, a: &CreateArgs, detached: bool) -> Result<Made> {
     cfg.hooks.create_state = creating;
     cfg.hooks.start_state = hook_state(&st, "created");
     let created = launch::configure(spawned, cfg, &cgroup).inspect_err(|_| {
-        poststop(&st);
+        poststop(&spec, &st);
         undo_dir();
     })?;
     let made = Made {
@@ -331,7 +299,7 @@ fn make(g: &Global, a: &CreateArgs, detached: bool) -> Result<Made> {
         }
         made.st.save(&g.root)?;
         if let Some(p) = &a.pid_file {
-            write_pid_file(p, made.st.pid)?;
+            state::write_pid_file(p, made.st.pid)?;
         }
         Ok(())
     })();
@@ -351,7 +319,7 @@ fn detach(g: &Global, made: &mut Made) -> Result<()> {
     let dir = state::dir(&g.root, &made.st.id);
     let path = dir.join(START_SOCKET);
     let d = fs::File::open(&dir).map_err(|e| Error::Listen(path.clone(), e))?;
-    let short = format!("/proc/self/fd/{}/{START_SOCKET}", d.as_raw_fd());
+    let short = protocol::paths::via_dir_fd(&d, START_SOCKET);
     let listener = UnixListener::bind(&short).map_err(|e| Error::Listen(path.clone(), e))?;
     let msg = frame::encode(&ToInit::Detach)
         .map_err(|e| Error::Detach(io::Error::other(e.to_string())))?;
@@ -421,14 +389,13 @@ fn poststart(spec: &Spec, st: &State) {
 
 pub fn start(g: &Global, id: &str) -> Result<()> {
     let st = State::load(&g.root, id)?;
-    let cg = || cgroup_of(&st).is_some_and(|c| c.frozen());
-    let status = st.status(&g.root, cg);
+    let status = st.status(&g.root);
     if status != Status::Created {
         return Err(Error::NotCreated(id.to_string(), status.as_str()));
     }
     let path = state::dir(&g.root, id).join(START_SOCKET);
     let d = fs::File::open(state::dir(&g.root, id)).map_err(|e| Error::Connect(id.into(), e))?;
-    let short = format!("/proc/self/fd/{}/{START_SOCKET}", d.as_raw_fd());
+    let short = protocol::paths::via_dir_fd(&d, START_SOCKET);
     let sock = UnixStream::connect(&short).map_err(|e| Error::Connect(id.into(), e))?;
     // From here on the container counts as started: a second `start`
     // finds no socket.
@@ -438,15 +405,9 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
     Ok(())
 }
 
-fn cgroup_of(st: &State) -> Option<Cgroup> {
-    Cgroup::new(&st.cgroups_path, &st.id)
-        .ok()
-        .map(Cgroup::keep_parent)
-}
-
 pub fn state(g: &Global, id: &str) -> Result<()> {
     let st = State::load(&g.root, id)?;
-    let status = st.status(&g.root, || cgroup_of(&st).is_some_and(|c| c.frozen()));
+    let status = st.status(&g.root);
     println!("{:#}", st.to_oci(status));
     Ok(())
 }
@@ -471,7 +432,7 @@ pub fn kill(g: &Global, id: &str, signal: Option<&str>, all: bool) -> Result<()>
     let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
     let st = State::load(&g.root, id)?;
     if all {
-        if let Some(cg) = cgroup_of(&st) {
+        if let Some(cg) = st.cgroup() {
             let pids = cg.pids().unwrap_or_default();
             // A frozen process gets the signal once thawed; SIGKILL works
             // on frozen tasks on v2 only, so thaw for it.
@@ -493,7 +454,7 @@ pub fn kill(g: &Global, id: &str, signal: Option<&str>, all: bool) -> Result<()>
 /// Kills what is left in the container's cgroup and removes it, runs the
 /// poststop hooks and drops the state.
 fn destroy(g: &Global, st: &State) -> Result<()> {
-    if let Some(cg) = cgroup_of(st) {
+    if let Some(cg) = st.cgroup() {
         let _ = cg.freeze(false);
         for pid in cg.pids().unwrap_or_default() {
             let _ = send_signal(pid, Signal::SIGKILL);
@@ -520,7 +481,7 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
         Err(state::Error::NotFound(_)) if force => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let status = st.status(&g.root, || cgroup_of(&st).is_some_and(|c| c.frozen()));
+    let status = st.status(&g.root);
     match status {
         Status::Stopped => {}
         // A created container has run nothing of the user's: runc deletes
@@ -535,7 +496,7 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
 /// SIGKILLs init (thawing it first) and waits until it is gone or a
 /// zombie; its parent, not this process, reaps it.
 fn stop(st: &State) -> Result<()> {
-    if let Some(cg) = cgroup_of(st) {
+    if let Some(cg) = st.cgroup() {
         let _ = cg.freeze(false);
     }
     let _ = send_signal(Pid::from_raw(st.pid), Signal::SIGKILL);

@@ -8,7 +8,7 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process as OciProcess, Spec};
+use oci_spec::runtime::{LinuxResources, Process as OciProcess, Spec};
 
 use super::cli::Global;
 use super::container::{self, proxy_pty, wait_forwarding};
@@ -114,7 +114,7 @@ pub struct UpdateArgs {
 fn running(g: &Global, id: &str) -> Result<(State, Cgroup)> {
     let st = State::load(&g.root, id)?;
     let cg = Cgroup::new(&st.cgroups_path, id)?.keep_parent();
-    let status = st.status(&g.root, || cg.frozen());
+    let status = st.status(&g.root);
     if status != Status::Running && status != Status::Paused {
         return Err(Error::NotRunning(id.to_string(), status.as_str()));
     }
@@ -133,34 +133,6 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     };
     let de = &mut serde_json::Deserializer::from_slice(&data);
     serde_path_to_error::deserialize(de).map_err(|e| Error::Parse(path.into(), e.to_string()))
-}
-
-/// The namespaces an exec joins, by their /proc/PID/ns names: every one
-/// the container has (new or joined), the user namespace first and the
-/// mount namespace last (joining it changes what paths mean).
-fn exec_namespaces(spec: &Spec) -> Vec<String> {
-    let kinds: Vec<LinuxNamespaceType> = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default()
-        .iter()
-        .map(|n| n.typ())
-        .collect();
-    use LinuxNamespaceType as T;
-    [
-        (T::User, "user"),
-        (T::Ipc, "ipc"),
-        (T::Uts, "uts"),
-        (T::Network, "net"),
-        (T::Pid, "pid"),
-        (T::Cgroup, "cgroup"),
-        (T::Mount, "mnt"),
-    ]
-    .into_iter()
-    .filter(|(t, _)| kinds.contains(t))
-    .map(|(_, n)| n.to_string())
-    .collect()
 }
 
 pub fn exec(g: &Global, a: &ExecArgs) -> Result<i32> {
@@ -207,30 +179,21 @@ pub fn exec(g: &Global, a: &ExecArgs) -> Result<i32> {
     }
     p.kill_with_parent = false;
     p.preserve_fds = a.preserve_fds;
-    let cgroups = protocol::cgroupfs::hierarchy_roots()
-        .into_iter()
-        .map(|r| {
-            r.join(
-                st.cgroups_path
-                    .strip_prefix("/")
-                    .unwrap_or(&st.cgroups_path),
-            )
-        })
-        .filter(|d| d.is_dir())
-        .collect();
+    let cgroups = protocol::cgroupfs::dirs(&st.cgroups_path);
     let terminal = p.terminal;
     let cfg = protocol::init::ExecConfig {
         init_pid: st.pid,
-        namespaces: exec_namespaces(&spec),
+        namespaces: launch::exec_namespaces(spec::namespace_flags(&spec)),
         cgroups,
         process: p,
         user: None,
     };
     let stdio = if terminal {
-        container::devnull_stdio()?
+        launch::ChildStdio::devnull()
     } else {
-        container::dup_stdio()?
-    };
+        launch::ChildStdio::inherited()
+    }
+    .map_err(container::Error::Stdio)?;
     let opts = launch::Options {
         kill_with_parent: false,
         preserve: (3..3 + a.preserve_fds as RawFd).collect(),
@@ -247,8 +210,7 @@ pub fn exec(g: &Global, a: &ExecArgs) -> Result<i32> {
         }
     };
     if let Some(f) = &a.pid_file {
-        let path = std::path::absolute(f).unwrap_or_else(|_| f.clone());
-        state::write_atomic(&path, pid.as_raw().to_string().as_bytes())?;
+        state::write_pid_file(f, pid.as_raw())?;
     }
     let proxy = match (pty, &a.console_socket) {
         (Some(m), Some(sock)) => {
@@ -310,12 +272,7 @@ pub fn list(g: &Global, format: &str, quiet: bool) -> Result<()> {
         let Ok(st) = State::load(&g.root, &id) else {
             continue;
         };
-        let frozen = || {
-            Cgroup::new(&st.cgroups_path, &id)
-                .map(|c| c.frozen())
-                .unwrap_or(false)
-        };
-        let status = st.status(&g.root, frozen);
+        let status = st.status(&g.root);
         rows.push((st, status));
     }
     if quiet {
@@ -359,7 +316,7 @@ pub fn list(g: &Global, format: &str, quiet: bool) -> Result<()> {
 pub fn pause(g: &Global, id: &str, frozen: bool) -> Result<()> {
     let st = State::load(&g.root, id)?;
     let cg = Cgroup::new(&st.cgroups_path, id)?.keep_parent();
-    let status = st.status(&g.root, || cg.frozen());
+    let status = st.status(&g.root);
     let ok = if frozen {
         status == Status::Running
     } else {

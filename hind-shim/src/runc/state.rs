@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroups::Cgroup;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("container {0} does not exist")]
@@ -163,9 +165,16 @@ impl State {
         matches!(proc_stat(self.pid), Some((state, start)) if state != 'Z' && state != 'X' && start == self.pid_start)
     }
 
-    /// The status as the system shows it now. `frozen` tells whether the
-    /// container's cgroup is frozen.
-    pub fn status(&self, root: &Path, frozen: impl FnOnce() -> bool) -> Status {
+    /// The container's cgroup (never pruning its parent, the caller's).
+    pub fn cgroup(&self) -> Option<Cgroup> {
+        Cgroup::new(&self.cgroups_path, &self.id)
+            .ok()
+            .map(Cgroup::keep_parent)
+    }
+
+    /// The status as the system shows it now.
+    pub fn status(&self, root: &Path) -> Status {
+        let frozen = || self.cgroup().is_some_and(|c| c.frozen());
         if !self.alive() {
             Status::Stopped
         } else if dir(root, &self.id).join(START_SOCKET).exists() {
@@ -197,6 +206,13 @@ impl State {
             "owner": "",
         })
     }
+}
+
+/// Writes a pid file as runc does: whole or not at all, at the path made
+/// absolute against the cwd.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    write_atomic(&path, pid.to_string().as_bytes())
 }
 
 /// The state letter and start time (clock ticks after boot) of `pid`.
