@@ -63,8 +63,6 @@ pub enum Error {
     Talk(String, #[source] frame::Error),
     #[error("container {id}: {message}")]
     StartFailed { id: String, message: String },
-    #[error("container {0} exited before it started")]
-    ExitedEarly(String),
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("unknown signal {0:?}")]
